@@ -1,0 +1,1 @@
+"""Line drivers behind one Line interface (see drivers.line), and the device emulators."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gatewayd`` CLI: each module here defines ``register(subparsers)``."""
