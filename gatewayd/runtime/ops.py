@@ -102,6 +102,11 @@ class CollectOp(Op):
                 valid = False
         return {"digits": self.digits, "reason": reason, "terminator": terminator, "valid": valid}
 
+    def arm(self, samples: int) -> None:
+        """(Re)start the wait for the first digit now (e.g. when the prompt has finished)."""
+        if not self.started:
+            self.wait = samples
+
     def on_rx(self, frame: AudioFrame) -> None:
         self.wait -= frame.duration_samples
         if self.wait <= 0:

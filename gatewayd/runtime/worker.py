@@ -58,6 +58,7 @@ class MediaWorker:
     def __init__(self, activity: Activity | None = None, name: str = "media-worker") -> None:
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._activity = activity
+        self.activity = activity
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stopping = False
         self.heartbeat = time.monotonic()
