@@ -79,7 +79,7 @@ class Party:
         items = list(self.audio)
         items += [(d.at, dtmf_samples(d.digits, d.tone_ms, d.gap_ms)) for d in self.digits if d.mode == "inband"]
         for at, s in items:
-            i = int(round(at * SAMPLE_RATE))
+            i = round(at * SAMPLE_RATE)
             if i >= n_samples:
                 continue
             seg = s[: n_samples - i]
