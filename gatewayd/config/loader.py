@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import keyword
 import re
 import types
 import typing
@@ -96,6 +97,13 @@ def _type_name(tp: Any) -> str:
         return " or ".join(repr(m.value) for m in tp)
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
             Path: "a path (string)"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def yaml_key(field_name: str) -> str:
+    """The YAML key of a field: ``from_`` (a Python keyword with a trailing underscore) is ``from``."""
+    if field_name.endswith("_") and keyword.iskeyword(field_name[:-1]):
+        return field_name[:-1]
+    return field_name
 
 
 def _suggest(word: str, choices: typing.Iterable[str]) -> str:
@@ -253,6 +261,7 @@ class _Builder:
                 return None
         hints = get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        yaml_names = {yaml_key(n): n for n in fields}
         values: dict[str, Any] = {}
         field_marks: dict[str, yaml.Mark] = {}
         value_nodes: dict[str, yaml.Node] = {}
@@ -262,9 +271,9 @@ class _Builder:
             if not isinstance(key, str):
                 self.err(k, f"{where}: keys must be strings")
                 continue
-            name = key.replace("-", "_")
+            name = yaml_names.get(key) or yaml_names.get(key.replace("-", "_"), "")
             if name not in fields:
-                self.err(k, f"{where}: unknown key {key!r}{_suggest(key, fields)}")
+                self.err(k, f"{where}: unknown key {key!r}{_suggest(key, yaml_names)}")
                 continue
             if name in values:
                 self.err(k, f"{where}: duplicate key {key!r}")
@@ -278,7 +287,7 @@ class _Builder:
             value_nodes[name] = v
         for name, f in fields.items():
             if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.err(node, f"{where or 'config'}: missing required key {name!r}")
+                self.err(node, f"{where or 'config'}: missing required key {yaml_key(name)!r}")
         if len(self.problems) > before:
             return None
         values = {k: v for k, v in values.items() if not (v is None and fields[k].default is not None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from gatewayd.config.loader import yaml_key
 from gatewayd.config.model import Config
 
 SchemaDict = dict[str, Any]
@@ -73,8 +74,8 @@ def _dataclass_schema(cls: type, defs: dict[str, SchemaDict]) -> SchemaDict:
         if f.default is not dataclasses.MISSING:
             s["default"] = _jsonable(f.default)
         elif f.default_factory is dataclasses.MISSING:
-            required.append(f.name)
-        props[f.name] = s
+            required.append(yaml_key(f.name))
+        props[yaml_key(f.name)] = s
     out: SchemaDict = {"type": "object", "properties": props, "additionalProperties": False}
     if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
         out["description"] = " ".join(cls.__doc__.split())
