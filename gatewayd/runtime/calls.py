@@ -404,6 +404,7 @@ class CallManager:
         self.background: set[asyncio.Task[Any]] = set()
         self.line_state: dict[str, str] = {}
         self.accepting = True
+        self._dropped_done = 0
 
     # ------------------------------------------------------------------ driver side
     def sink_for(self, line_name: str) -> EventSink:
@@ -468,7 +469,13 @@ class CallManager:
         return leg
 
     def forget_leg(self, leg: LegState) -> None:
-        self._legs.pop((leg.line_name, leg.leg_id), None)
+        if self._legs.pop((leg.line_name, leg.leg_id), None) is not None:
+            self._dropped_done += leg.media.rx_dropped
+
+    def frames_dropped(self) -> int:
+        """Received frames dropped since start (ended legs and live ones)."""
+        live = sum(leg.media.rx_dropped for c in self.calls.values() for leg in c.legs.values() if not leg.gone)
+        return self._dropped_done + live
 
     def outbound_line(self, endpoint: A.BridgeEndpoint) -> tuple[str, Line | None]:
         for name, line in self.lines.items():
