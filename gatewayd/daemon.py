@@ -72,7 +72,8 @@ class Daemon:
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = factories.build_store(self.cfg, self.registry)
         self.store.start()
-        services = Services(invoker_for=self.invokers.get, prompts=PromptLoader(self.store.fetch, self.cfg.media.tts_command),
+        prompts = PromptLoader(self.store.fetch, self.cfg.media.tts_command)
+        services = Services(invoker_for=self.invokers.get, prompts=prompts,
                             store=self.store, media=factories.media_factories(self.cfg),
                             max_record_s=int(self.cfg.media.record_max_s))
         self.lines = {lc.name: factories.build_line(lc, self.cfg) for lc in self.cfg.lines}
