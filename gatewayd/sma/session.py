@@ -518,8 +518,15 @@ class Session:
             self._fail_list({**data, "ErrorType": error[0], "ErrorMessage": error[1]}, cur.action.call_id)
         else:
             for k, v in (result or {}).items():
-                if k not in ("Type", "Parameters", "ErrorType", "ErrorMessage"):
-                    data[str(k)] = A._copy_json(v)
+                if k in ("Type", "Parameters", "ErrorType", "ErrorMessage"):
+                    continue
+                try:
+                    json.dumps(v, allow_nan=False)
+                except (ValueError, TypeError, RecursionError):
+                    log.error("transaction %s: result field %r of %s is not JSON; dropped", self.transaction_id, k,
+                              cur.action.TYPE)
+                    continue
+                data[str(k)] = A._copy_json(v)
             if cur.action.REPORTS:
                 self._unreported = None
                 self._queue_invocation(_Invocation("ACTION_SUCCESSFUL", data, cur.action.call_id))
