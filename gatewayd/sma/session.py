@@ -171,11 +171,13 @@ class Session:
         self._next_action_id = 1
         self._next_invocation_id = 1
         self._clock: tuple[float, int] = (0.0, 0)  # (now, epoch ms) at the start
+        self._now = 0.0  # of the input being handled
         self.stats = _Stats()
 
     # -------------------------------------------------------------------------------- public API
     def handle(self, event: V.Event, now: float) -> None:
         """Take one input; effects become available through :meth:`next_effect`."""
+        self._now = now
         if self._ended:
             log.debug("transaction %s is over; ignoring %s", self.transaction_id, type(event).__name__)
             return
@@ -226,14 +228,18 @@ class Session:
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now`` (calling it early or twice is harmless)."""
+        self._now = now
         if self._ended:
             return
         if self._inflight is not None and now >= self._inflight.deadline:
             self._on_handler_failed(self._inflight.invocation_id, "timeout", now)
+        cur = self._current
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             a = self._leg_by_tag("LEG-A")
-            if a is not None and a.state is _LegState.OFFERED:
+            if cur is not None and cur.dial_deadline is not None:  # LEG-A rings on while LEG-B is dialled
+                self._ring_deadline = cur.dial_deadline
+            elif a is not None and a.state is _LegState.OFFERED:
                 log.info("transaction %s: not answered after %.0f s; rejecting", self.transaction_id,
                          self.config.ring_timeout_s)
                 self._leg_gone(a, 480, hang_up=True)
@@ -243,8 +249,7 @@ class Session:
             if a is not None and a.state is _LegState.DIALING:
                 self._emit(E.HangupLeg(a.call_id, 0))
                 self._leg_gone(a, 480, hang_up=False)
-        cur = self._current
-        if cur is not None and cur.dial_deadline is not None and now >= cur.dial_deadline:
+        if cur is not None and cur is self._current and cur.dial_deadline is not None and now >= cur.dial_deadline:
             assert cur.dial_call_id is not None
             self._emit(E.HangupLeg(cur.dial_call_id, 0))
             self._dial_failed(cur)
@@ -570,6 +575,9 @@ class Session:
         assert cur.dial_call_id is not None
         self._legs.pop(cur.dial_call_id, None)
         self._current = None
+        a = self._legs.get(cur.action.call_id)
+        if a is not None and a.state is _LegState.OFFERED:  # still ringing: the handler gets a new 30 s
+            self._ring_deadline = self._now + self.config.ring_timeout_s
         self._fail_list({**cur.action.action_data(), "ErrorType": A.CALL_NOT_ANSWERED,
                          "ErrorMessage": A.MSG_CALL_NOT_ANSWERED}, cur.action.call_id)
 

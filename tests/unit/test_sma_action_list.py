@@ -585,3 +585,24 @@ def test_s3_leg_b_that_hung_up_is_replaced_by_a_new_call_and_bridge() -> None:
     parts = inv.payload["CallDetails"]["Participants"]
     assert [(p["CallId"], p["Status"]) for p in parts] == [(A_ID, "Connected"), ("call-b-2", "Connected")]
     assert parts[1]["StartTimeInMilliseconds"] == str(START_MS + 2000)  # dialled 2 s after the call began
+
+
+def test_s3_r8_ring_timeout_waits_for_a_call_and_bridge_in_progress() -> None:
+    call = Call()
+    out = call.actions(call.start(), bridge(CallTimeoutSeconds=60))
+    dial = only(out, E.DialLeg)
+    assert call.timer(31) == []  # LEG-A keeps ringing while LEG-B is dialled
+    out = call.feed(V.LegFailed(dial.call_id, 480), dt=14)
+    call.reply(only(out, E.InvokeHandler), response())  # ACTION_FAILED answered with nothing
+    assert call.timer(29.9) == []
+    out = call.timer(0.1)
+    assert out[0] == E.HangupLeg(A_ID, 480)
+
+
+def test_s3_r8_ring_timeout_while_dialling_until_the_dial_times_out() -> None:
+    call = Call()
+    out = call.actions(call.start(), bridge(CallTimeoutSeconds=40))
+    dial = only(out, E.DialLeg)
+    out = call.timer(40)
+    assert out[0] == E.HangupLeg(dial.call_id, 0) and of(out, E.HangupLeg) == [E.HangupLeg(dial.call_id, 0)]
+    assert only(out, E.InvokeHandler).payload["ActionData"]["ErrorType"] == "CallNotAnswered"
