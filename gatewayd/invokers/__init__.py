@@ -7,14 +7,18 @@
 * ``arn:aws:lambda:...`` or a plain function name — boto3 (:class:`~gatewayd.invokers.aws_lambda.Boto3Invoker`).
 
 All share :class:`~gatewayd.invokers.base.Invoker`: ``submit(payload, timeout)`` → Future of
-``InvokeOk | InvokeError``, ``invoke_async`` for asyncio, ``invoke`` blocking.
+``InvokeOk | InvokeError``, ``invoke_async`` for asyncio, ``invoke`` blocking. With the engine::
+
+    effect = session.next_effect()                     # InvokeHandler
+    result = await invoker.invoke_async(effect.payload, effect.timeout_s)
+    session.handle(as_event(effect.invocation_id, result), loop.time())
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gatewayd.invokers.base import InvocationError, InvokeError, InvokeOk, Invoker, InvokeResult
+from gatewayd.invokers.base import InvocationError, InvokeError, InvokeOk, Invoker, InvokeResult, as_event
 
 
 def make_invoker(target: str, *, environment: Mapping[str, str] | None = None, region: str | None = None,
@@ -41,4 +45,4 @@ def make_invoker(target: str, *, environment: Mapping[str, str] | None = None, r
                      "or a function name")
 
 
-__all__ = ["InvocationError", "InvokeError", "InvokeOk", "InvokeResult", "Invoker", "make_invoker"]
+__all__ = ["InvocationError", "InvokeError", "InvokeOk", "InvokeResult", "Invoker", "as_event", "make_invoker"]

@@ -27,11 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from gatewayd.sma.events import InvocationError
+from gatewayd.sma.events import HandlerFailed, HandlerResponded, InvocationError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InvocationError", "InvokeError", "InvokeOk", "InvokeResult", "Invoker", "parse_json_strict"]
+__all__ = ["InvocationError", "InvokeError", "InvokeOk", "InvokeResult", "Invoker", "as_event", "parse_json_strict"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,14 @@ class InvokeError:
 
 
 InvokeResult = InvokeOk | InvokeError
+
+
+def as_event(invocation_id: int, result: InvokeResult) -> HandlerResponded | HandlerFailed:
+    """The engine input for the outcome of ``InvokeHandler(invocation_id, ...)``."""
+    if isinstance(result, InvokeOk):
+        return HandlerResponded(invocation_id, result.response)
+    detail = f"{result.error_type}: {result.message}" if result.error_type else result.message
+    return HandlerFailed(invocation_id, result.kind, detail)
 
 
 def _no_constants(name: str) -> Any:

@@ -132,7 +132,9 @@ class _Pending:
 
 
 @dataclass
-class _Stats:
+class SessionStats:
+    """Counters of one session (for logs and metrics)."""
+
     invocations: int = 0
     retries: int = 0
     actions_started: int = 0
@@ -172,7 +174,7 @@ class Session:
         self._next_invocation_id = 1
         self._clock: tuple[float, int] = (0.0, 0)  # (now, epoch ms) at the start
         self._now = 0.0  # of the input being handled
-        self.stats = _Stats()
+        self.stats = SessionStats()
 
     # -------------------------------------------------------------------------------- public API
     def handle(self, event: V.Event, now: float) -> None:

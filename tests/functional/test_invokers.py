@@ -309,3 +309,13 @@ def test_boto3_invoker_transport_error(invokers: Callable[[Invoker], Invoker]) -
     inv = invokers(Boto3Invoker("fn", endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1"))
     e = error(inv.invoke(EVENT, 10), InvocationError.TRANSPORT)
     assert "EndpointConnectionError" in e.message
+
+
+def test_results_map_onto_engine_events(invokers: Callable[[Invoker], Invoker]) -> None:
+    from gatewayd.invokers import as_event
+    from gatewayd.sma import events as V
+
+    good = invokers(PythonInvoker(f"{FIX}:echo")).invoke(EVENT, 5)
+    assert as_event(7, good) == V.HandlerResponded(7, {"SchemaVersion": "1.0", "Actions": [], "Echo": EVENT})
+    bad = invokers(PythonInvoker(f"{FIX}:boom")).invoke(EVENT, 5)
+    assert as_event(8, bad) == V.HandlerFailed(8, InvocationError.FUNCTION_ERROR, "ValueError: the handler broke")
