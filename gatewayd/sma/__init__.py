@@ -5,6 +5,6 @@ Public API: :class:`Session` and :class:`SessionConfig` (``gatewayd.sma.session`
 executes in ``gatewayd.sma.actions``.
 """
 
-from gatewayd.sma.session import Session, SessionConfig
+from gatewayd.sma.session import Session, SessionConfig, SessionStats
 
-__all__ = ["Session", "SessionConfig"]
+__all__ = ["Session", "SessionConfig", "SessionStats"]

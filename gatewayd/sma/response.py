@@ -26,7 +26,8 @@ INVALID_ACTION_LIST = "InvalidActionList"
 INVALID_ACTION_TYPE = "InvalidActionType"
 TRANSACTION_ATTRIBUTES_INVALID_TYPE = "TransactionAttributesInvalidType"
 TRANSACTION_ATTRIBUTES_INVALID_MAP_SIZE = "TransactionAttributesInvalidMapSize"
-ERROR_TYPES = frozenset({SCHEMA_VERSION_MISMATCH, INVALID_ACTION_LIST, INVALID_ACTION_TYPE,
+INVALID_RESPONSE_FORMAT = "InvalidResponseFormat"
+ERROR_TYPES = frozenset({SCHEMA_VERSION_MISMATCH, INVALID_RESPONSE_FORMAT, INVALID_ACTION_LIST, INVALID_ACTION_TYPE,
                          TRANSACTION_ATTRIBUTES_INVALID_TYPE, TRANSACTION_ATTRIBUTES_INVALID_MAP_SIZE})
 
 
@@ -68,6 +69,10 @@ def attributes_size(attributes: Mapping[str, Any]) -> int:
 
 def validate_response(response: Any, current_attributes: Mapping[str, Any]) -> ValidResponse | InvalidResponse:
     """Check a handler response; never raises on any JSON value."""
+    try:  # JSON has no NaN / Infinity (Python's json writes and reads them); nothing else may sneak in either
+        json.dumps(response, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return InvalidResponse(INVALID_RESPONSE_FORMAT, f"The response is not valid JSON: {str(exc)[:80]}.")
     if isinstance(response, list | tuple) and len(response) == 0:
         return ValidResponse(None, None)  # a Python handler's `return ()`
     if not isinstance(response, Mapping):

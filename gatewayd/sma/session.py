@@ -132,7 +132,9 @@ class _Pending:
 
 
 @dataclass
-class _Stats:
+class SessionStats:
+    """Counters of one session (for logs and metrics)."""
+
     invocations: int = 0
     retries: int = 0
     actions_started: int = 0
@@ -171,11 +173,13 @@ class Session:
         self._next_action_id = 1
         self._next_invocation_id = 1
         self._clock: tuple[float, int] = (0.0, 0)  # (now, epoch ms) at the start
-        self.stats = _Stats()
+        self._now = 0.0  # of the input being handled
+        self.stats = SessionStats()
 
     # -------------------------------------------------------------------------------- public API
     def handle(self, event: V.Event, now: float) -> None:
         """Take one input; effects become available through :meth:`next_effect`."""
+        self._now = now
         if self._ended:
             log.debug("transaction %s is over; ignoring %s", self.transaction_id, type(event).__name__)
             return
@@ -226,14 +230,18 @@ class Session:
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now`` (calling it early or twice is harmless)."""
+        self._now = now
         if self._ended:
             return
         if self._inflight is not None and now >= self._inflight.deadline:
             self._on_handler_failed(self._inflight.invocation_id, "timeout", now)
+        cur = self._current
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             a = self._leg_by_tag("LEG-A")
-            if a is not None and a.state is _LegState.OFFERED:
+            if cur is not None and cur.dial_deadline is not None:  # LEG-A rings on while LEG-B is dialled
+                self._ring_deadline = cur.dial_deadline
+            elif a is not None and a.state is _LegState.OFFERED:
                 log.info("transaction %s: not answered after %.0f s; rejecting", self.transaction_id,
                          self.config.ring_timeout_s)
                 self._leg_gone(a, 480, hang_up=True)
@@ -243,8 +251,7 @@ class Session:
             if a is not None and a.state is _LegState.DIALING:
                 self._emit(E.HangupLeg(a.call_id, 0))
                 self._leg_gone(a, 480, hang_up=False)
-        cur = self._current
-        if cur is not None and cur.dial_deadline is not None and now >= cur.dial_deadline:
+        if cur is not None and cur is self._current and cur.dial_deadline is not None and now >= cur.dial_deadline:
             assert cur.dial_call_id is not None
             self._emit(E.HangupLeg(cur.dial_call_id, 0))
             self._dial_failed(cur)
@@ -518,8 +525,15 @@ class Session:
             self._fail_list({**data, "ErrorType": error[0], "ErrorMessage": error[1]}, cur.action.call_id)
         else:
             for k, v in (result or {}).items():
-                if k not in ("Type", "Parameters", "ErrorType", "ErrorMessage"):
-                    data[str(k)] = A._copy_json(v)
+                if k in ("Type", "Parameters", "ErrorType", "ErrorMessage"):
+                    continue
+                try:
+                    json.dumps(v, allow_nan=False)
+                except (ValueError, TypeError, RecursionError):
+                    log.error("transaction %s: result field %r of %s is not JSON; dropped", self.transaction_id, k,
+                              cur.action.TYPE)
+                    continue
+                data[str(k)] = A._copy_json(v)
             if cur.action.REPORTS:
                 self._unreported = None
                 self._queue_invocation(_Invocation("ACTION_SUCCESSFUL", data, cur.action.call_id))
@@ -563,6 +577,9 @@ class Session:
         assert cur.dial_call_id is not None
         self._legs.pop(cur.dial_call_id, None)
         self._current = None
+        a = self._legs.get(cur.action.call_id)
+        if a is not None and a.state is _LegState.OFFERED:  # still ringing: the handler gets a new 30 s
+            self._ring_deadline = self._now + self.config.ring_timeout_s
         self._fail_list({**cur.action.action_data(), "ErrorType": A.CALL_NOT_ANSWERED,
                          "ErrorMessage": A.MSG_CALL_NOT_ANSWERED}, cur.action.call_id)
 
