@@ -13,8 +13,9 @@ from typing import Any
 
 from drivers.line import Line, LineError
 from gatewayd.config import ApplicationConfig, Config, FxoLineConfig, LineConfig, ModemLineConfig, SipLineConfig
+from gatewayd.invokers import Invoker, make_invoker
 from gatewayd.metrics import Registry
-from gatewayd.runtime.services import Invoker, MediaFactories
+from gatewayd.runtime.services import MediaFactories
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,13 @@ class InvokerCache:
 
     async def close(self) -> None:
         for inv in self._by_key.values():
-            await inv.close()
+            inv.close()
         self._by_key.clear()
 
 
 def build_invoker(app: ApplicationConfig) -> Invoker:
-    raise LineError(f"no invoker for {app.handler!r} yet")
+    return make_invoker(app.handler, environment=app.environment, region=app.aws_region,
+                        account_id=app.aws_account_id, endpoint_url=app.endpoint_url)
 
 
 def build_store(cfg: Config, registry: Registry) -> Any:

@@ -15,10 +15,11 @@ from typing import Any
 
 from drivers.virtual import Caller, FarEnd, VirtualExchange
 from gatewayd.config import ApplicationConfig, Config, RuleConfig, RuleTarget
+from gatewayd.invokers import Invoker
 from gatewayd.runtime.calls import Call, CallManager, Services
 from gatewayd.runtime.clock import VirtualClock
 from gatewayd.runtime.routing import Router
-from gatewayd.runtime.services import Invoker, MediaFactories, Prompts, RecordingStore
+from gatewayd.runtime.services import MediaFactories, Prompts, RecordingStore
 from gatewayd.runtime.worker import Activity, MediaWorker
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,11 @@ from drivers.line import (
     Ringing,
 )
 from gatewayd.config import ApplicationConfig, application_id, rule_id
+from gatewayd.invokers import Invoker, as_event
 from gatewayd.runtime import executors as X
 from gatewayd.runtime.legmedia import LegMedia
 from gatewayd.runtime.routing import Route, Router
-from gatewayd.runtime.services import InvocationFailed, Invoker, MediaFactories, Prompts, RecordingStore
+from gatewayd.runtime.services import MediaFactories, Prompts, RecordingStore
 from gatewayd.runtime.worker import Activity, MediaWorker
 from gatewayd.sma import actions as A
 from gatewayd.sma import effects as E
@@ -253,20 +254,13 @@ class Call:
 
     async def _invoke(self, eff: E.InvokeHandler) -> None:
         started = time.monotonic()
-        try:
-            response = await self.invoker.invoke(eff.payload, eff.timeout_s)
-            ev: V.Event = V.HandlerResponded(eff.invocation_id, response)
-        except InvocationFailed as e:
-            self.log.warning("handler invocation failed (%s): %s", e.error, e.message)
-            ev = V.HandlerFailed(eff.invocation_id, e.error, e.message)
-            response = None
-        except Exception as e:  # an invoker bug is a transport failure, not a crash
-            self.log.exception("invoker error")
-            ev = V.HandlerFailed(eff.invocation_id, V.InvocationError.TRANSPORT, str(e))
-            response = None
+        result = await self.invoker.invoke_async(eff.payload, eff.timeout_s)
+        ev = as_event(eff.invocation_id, result)
+        if isinstance(ev, V.HandlerFailed):
+            self.log.warning("handler invocation failed (%s): %s", ev.error, ev.message)
         self.mgr.observe_invocation(self, time.monotonic() - started, isinstance(ev, V.HandlerResponded))
         if self.services.on_invocation is not None:
-            self.services.on_invocation(self, eff.payload, response if isinstance(ev, V.HandlerResponded) else ev)
+            self.services.on_invocation(self, eff.payload, ev.response if isinstance(ev, V.HandlerResponded) else ev)
         self.invocations.pop(eff.invocation_id, None)
         self.feed(ev)
 

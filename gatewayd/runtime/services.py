@@ -1,8 +1,8 @@
 """What the call runtime needs from the rest of the daemon, as small protocols.
 
 The composition root (``gatewayd.daemon``) and ``gatewayd simulate`` plug real implementations in:
-handler invokers (``gatewayd.invokers``), the recording store and buckets (``gatewayd.store``), the
-prompt loader and the text-to-speech engine (``gatewayd.runtime.prompts``).
+the recording store and buckets (``gatewayd.store``), the prompt loader and the text-to-speech engine
+(``gatewayd.runtime.prompts``). Handler invokers are ``gatewayd.invokers.Invoker``.
 """
 
 from __future__ import annotations
@@ -11,23 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gatewayd.sma.events import InvocationError
 from media.frame import Samples
-
-
-class InvocationFailed(Exception):
-    def __init__(self, error: InvocationError, message: str = "") -> None:
-        super().__init__(message or error.value)
-        self.error = error
-        self.message = message
-
-
-class Invoker(Protocol):
-    """Calls a handler with an event; returns its parsed JSON response or raises InvocationFailed."""
-
-    async def invoke(self, payload: Mapping[str, Any], timeout: float) -> Any: ...
-
-    async def close(self) -> None: ...
 
 
 class AudioSourceError(Exception):

@@ -1,37 +1,17 @@
-"""Stand-ins for the parts a functional test of the call runtime doesn't exercise: an in-process
-invoker that calls a handler function, and an in-memory recording store. (The real invokers and
-store have their own suites against real servers.)"""
+"""An in-memory recording store for functional tests of the call runtime that are not about storage
+(the real store has its own suite against a real S3-compatible server)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
 
 import numpy as np
 
 from gatewayd.runtime.services import UploadOutcome
 from media.frame import Samples
 from media.wav import encode_wav
-
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class DirectInvoker:
-    """Calls ``handler(event, None)`` in a thread, with a JSON round trip like a real invocation."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-
-    async def invoke(self, payload: Mapping[str, Any], timeout: float) -> Any:
-        event = json.loads(json.dumps(payload))
-        result = await asyncio.wait_for(asyncio.to_thread(self.handler, event, None), timeout)
-        return json.loads(json.dumps(result))
-
-    async def close(self) -> None:
-        pass
 
 
 class MemoryRecording:

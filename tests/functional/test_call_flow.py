@@ -9,11 +9,12 @@ import numpy as np
 
 from drivers.virtual import Caller, Digits
 from gatewayd.config import ApplicationConfig
+from gatewayd.invokers import make_invoker
 from gatewayd.runtime.prompts import PromptLoader
 from gatewayd.simulate import Simulation, SimulationResult
 from media.tones import tone
 from media.wav import decode_wav, encode_wav
-from tests.functional.doubles import DirectInvoker, MemoryStore
+from tests.functional.doubles import MemoryStore
 
 BEEP = tone([1000.0], -10.0, 1600)  # 200 ms
 
@@ -37,12 +38,14 @@ def voicemail(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"SchemaVersion": "1.0", "Actions": []}
 
 
-def run(caller: Caller, handler: Any = voicemail) -> tuple[SimulationResult, MemoryStore]:
+def run(caller: Caller, handler: str = "python:tests.functional.test_call_flow:voicemail"
+        ) -> tuple[SimulationResult, MemoryStore]:
     store = MemoryStore()
     store.objects[("prompts", "beep.wav")] = encode_wav(BEEP)
-    app = ApplicationConfig(name="vm", handler="python:x:y")
-    sim = Simulation(app, DirectInvoker(handler), store, PromptLoader(store.fetch), max_seconds=120)
-    return asyncio.run(sim.run(caller)), store
+    app = ApplicationConfig(name="vm", handler=handler)
+    with make_invoker(handler) as invoker:
+        sim = Simulation(app, invoker, store, PromptLoader(store.fetch), max_seconds=120)
+        return asyncio.run(sim.run(caller)), store
 
 
 def test_voicemail_records_until_the_terminator_and_plays_it_back() -> None:
