@@ -88,11 +88,13 @@ def _resolve(cfg: Config, base: Path) -> Config:
         state = Path(env.split(":")[0]) if env else base / "var"
     elif not state.is_absolute():
         state = base / state
-    buckets = tuple(
-        dataclasses.replace(b, path=(b.path if b.path and b.path.is_absolute()
-                                     else state / (b.path or Path("buckets") / b.name)))
-        if isinstance(b, LocalBucketConfig) else b
-        for b in cfg.buckets)
+    def bucket_dir(b: LocalBucketConfig) -> Path:
+        if b.path is None:
+            return state / "buckets" / b.name
+        return b.path if b.path.is_absolute() else base / b.path
+
+    buckets = tuple(dataclasses.replace(b, path=bucket_dir(b)) if isinstance(b, LocalBucketConfig) else b
+                    for b in cfg.buckets)
     return dataclasses.replace(cfg, state_dir=state, buckets=buckets)
 
 
