@@ -41,7 +41,6 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples, to_int16
 from media.levels import dbm0_to_peak, dbm0_to_rms
@@ -371,7 +370,7 @@ class CallerIdDecoder:
     """
 
     WINDOW = 7  # correlator length: one bit (6⅔ samples) rounded up
-    SMOOTH = 0.03  # one-pole smoothing of the carrier measures (time constant ~33 samples, 5 bits)
+    AVERAGE = 96  # samples (14 bits) over which the carrier measures are averaged
     TIMEOUT_BITS = 40
 
     def __init__(self, standard: FskStandard | str = FskStandard.BELL202, *, min_level_dbm0: float = -48.0,
@@ -396,7 +395,7 @@ class CallerIdDecoder:
         # closer) for clean FSK, 0.57 on average for white noise
         ref = self._ratio(modulate(b"\x55" * 8, self.standard, seizure_bits=0, mark_bits=0).astype(np.float64))
         self._min_ratio = 0.85 * ref
-        self._smooth_b, self._smooth_a = [self.SMOOTH], [1.0, self.SMOOTH - 1.0]
+        self._tone_scale = w * w / 2  # correlator power / sample power of a clean tone
         self.reset()
 
     def _ratio(self, x: npt.NDArray[np.float64]) -> float:
@@ -405,7 +404,7 @@ class CallerIdDecoder:
         return float(yy.sum() / ((win * win).sum() * self.WINDOW / 2))
 
     def reset(self) -> None:
-        self._zi = np.zeros((2, 1))
+        self._tail = np.zeros((2, self.AVERAGE))  # last AVERAGE values of the two carrier measures
         self._hist = np.zeros(self.WINDOW - 1)  # last input samples, for the sliding window
         self._d = np.zeros(0)  # soft mark(+)/space(-) decisions not yet consumed
         self._on = np.zeros(0, dtype=bool)  # carrier present per sample
@@ -437,9 +436,10 @@ class CallerIdDecoder:
         self._hist = buf[-(self.WINDOW - 1):]
         end = self._base + len(self._d)
         if (self._msg is None and self._pos >= end - 1 and float(x.dot(x)) < n * self._min_sample_power
-                and self._zi[0, 0] < (1 - self.SMOOTH) * self._min_power):
-            # a quiet frame with nothing pending: no carrier can be in it; let the smoothing decay
-            self._zi *= (1 - self.SMOOTH) ** n
+                and float(self._tail[0].sum()) < self.AVERAGE * self._min_power):
+            # a quiet frame with nothing pending: no carrier can be in it
+            self._tail[:, :n] = 0.0
+            self._tail = np.roll(self._tail, -min(n, self.AVERAGE), axis=1)
             self._d, self._on = self._d[:0], self._on[:0]
             self._base = self._pos = end + n
             if self._carrier_on is not None and end + n - self._last_on > 2 * self.bit:
@@ -454,12 +454,22 @@ class CallerIdDecoder:
         tot = m + s
         # carrier: smoothed correlator power above the level floor, and holding (nearly) all the energy
         # of the window, as FSK does and noise or speech do not
-        both = np.vstack([tot, np.einsum("ij,ij->i", win, win) * (self.WINDOW / 2)])
-        sm, self._zi = lfilter(self._smooth_b, self._smooth_a, both, axis=1, zi=self._zi)
+        # (moving sums over AVERAGE samples of the correlator power and of the energy at the windows'
+        # centres, the latter scaled so that the two are equal for a clean tone)
+        both = np.concatenate([self._tail, np.vstack([tot, buf[3:3 + n] ** 2 * self._tone_scale])], axis=1)
+        self._tail = both[:, -self.AVERAGE:]
+        c = np.cumsum(both, axis=1)
+        sm = (c[:, self.AVERAGE:] - c[:, :-self.AVERAGE]) * (1 / self.AVERAGE)
         # ...and the instant power within 10 dB of that average, so that the carrier drops with the signal
         on = (sm[0] >= self._min_power) & (sm[0] >= self._min_ratio * sm[1]) & (tot >= 0.1 * sm[0])
-        d = np.where(on, (m - s) / np.maximum(tot, 1e-9), 1.0)  # no carrier reads as mark (idle)
         start = self._base + len(self._d)
+        if self._msg is None and self._pos >= start - 1 and not on.any():
+            # speech, noise, tones: no carrier anywhere in the frame and nothing pending
+            self._d, self._on = self._d[:0], self._on[:0]
+            self._base = self._pos = start + n
+            self._carrier(on, start)
+            return out
+        d = np.where(on, (m - s) / np.maximum(tot, 1e-9), 1.0)  # no carrier reads as mark (idle)
         self._d = np.concatenate([self._d, d])
         self._on = np.concatenate([self._on, on])
         self._carrier(on, start)
