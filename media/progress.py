@@ -93,13 +93,14 @@ class Segment:
     """One element of a cadence: a tone (``freqs``) or silence (``freqs == ()``) for ``seconds``.
 
     ``alternatives``: other frequency sets the detector also accepts for this element (SIT's
-    low/high variants, UK dial 350+450). ``tolerance``: relative timing tolerance, default ±10 %.
+    low/high variants, UK dial 350+450). ``tolerance``: relative timing tolerance of this element
+    (``None``: the detector's ``timing_tolerance``, ±10 %).
     """
 
     freqs: FreqSet
     seconds: float
     alternatives: tuple[FreqSet, ...] = ()
-    tolerance: float = 0.10
+    tolerance: float | None = None
 
     @property
     def is_tone(self) -> bool:
@@ -448,9 +449,10 @@ class ProgressDetector:
                 continue
             for s in p.segments:
                 if s.is_tone:
+                    longest = s.seconds * (1 + (tol if s.tolerance is None else s.tolerance))
                     for fs in (s.freqs, *s.alternatives):
                         lab = label_of[fs]
-                        longest_on[lab] = max(longest_on.get(lab, 0.0), s.seconds * (1 + s.tolerance))
+                        longest_on[lab] = max(longest_on.get(lab, 0.0), longest)
         for p in patterns:
             elems = []
             for s in p.segments:
@@ -462,7 +464,7 @@ class ProgressDetector:
                     elems.append(_CElem(labels, lo, math.inf, True))
                 else:
                     d = s.seconds * SAMPLE_RATE
-                    t = s.tolerance
+                    t = tol if s.tolerance is None else s.tolerance
                     elems.append(_CElem(labels, d * (1 - t) - slack, d * (1 + t) + slack, s.is_tone))
             compiled.append(_CPattern(p.kind, tuple(elems), p.min_segments, p.continuous))
         # a kind no window of which can be told from an earlier kind is reported as that kind

@@ -165,6 +165,9 @@ def test_busy_with_a_cadence_25_percent_off_is_not_busy(code: str) -> None:
     for ts in (0.75, 1.25):
         x = line(render_tone(code, "busy", 8.0, -20.0, time_scale=ts))
         assert ToneKind.BUSY not in [e.kind for e in starts(detect(code, x))], ts
+    # the tolerance is a parameter
+    x = line(render_tone(code, "busy", 8.0, -20.0, time_scale=1.25))
+    assert [e.kind for e in starts(detect(code, x, timing_tolerance=0.3, kinds=["busy"]))] == [ToneKind.BUSY]
 
 
 def test_a_lone_component_of_a_dual_tone_is_not_that_tone() -> None:
