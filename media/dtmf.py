@@ -38,8 +38,9 @@ Per window, with *P* the power in a bin (a sine of amplitude *A* centred on the 
 6. harmonics (talk-off): the second harmonic of each tone at least ``harmonic_db`` below it
    (DTMF has none; voiced speech and instruments do). The rows' second harmonics (1394–1882 Hz)
    lie among the column frequencies, so they are measured with the detected column tone projected
-   out (skipped for the five pairs where 2·row is within 8 % of the column; there the column's
-   upper guard bin sees the harmonic).
+   out. For the five pairs where 2·row is within 8 % of the column (digits 2 3 6 B C) that is not
+   possible without rejecting real digits with a 1.5 % frequency error, so there the row's harmonic
+   is only caught (by the column's upper guard bin) once it is about as strong as the tones.
 
 Cost: one matrix product and a few vector operations per fed chunk decide that no window holds
 a candidate (a window's 8 bins together cannot reach the energy ratio); only windows past that
@@ -221,9 +222,10 @@ def _tables(p: DtmfParams) -> _Tables:
     # harmonics of the columns, and second harmonics of each row with each column's tone (and its
     # first-order frequency drift) projected out (pair 20 + 4·row + col of the slow powers). Where
     # 2·row lies within 8 % of the column (697/1336, 697/1477, 770/1477, 770/1633, 852/1633) what
-    # is left of the column tone after that projection is too close to the harmonic to tell apart;
-    # those pairs skip the row-harmonic test (a harmonic there lands near the column's upper guard
-    # bin, which the frequency test already checks).
+    # is left of a column tone 1.5 % off after that projection (up to -11.5 dB re the row at +4 dB
+    # twist) is too close to the threshold, and projecting out second-order drift too amplifies
+    # noise; those pairs skip the row-harmonic test (the column's upper guard bin still catches a
+    # harmonic about as strong as the tones).
     below = [f * (1 - p.guard_offset) for f in fund]
     above = [f * (1 + p.guard_offset) for f in fund]
     t = (np.arange(BLOCK, dtype=np.float64) - (BLOCK - 1) / 2)[:, None] / BLOCK
