@@ -1,4 +1,4 @@
-"""Offline analysis of a recording (``gatewayd analyze``): levels, silence spans, DTMF digits.
+"""Offline analysis of a recording (``gatewayd analyze``): levels, silence, DTMF, call progress, caller ID.
 
 The file is read as 8 kHz mono (any PCM/float/G.711 WAV; :func:`media.wav.read_wav`) and pushed
 through a list of *analysers* in 20 ms :class:`~media.frame.AudioFrame` s â€” the same detectors a live
@@ -30,6 +30,7 @@ import numpy as np
 from media.dtmf import DtmfDetector, DtmfEvent
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples, frames
 from media.levels import FLOOR_DB, FULL_SCALE, threshold_to_dbov
+from media.line_analysis import CallerIdAnalyser, ProgressAnalyser
 from media.silence import DEFAULT_THRESHOLD
 from media.wav import read_info, read_wav
 
@@ -40,6 +41,8 @@ FORMAT_NAMES = {0x0001: "PCM", 0x0003: "IEEE float", 0x0006: "A-law", 0x0007: "Â
 class AnalysisOptions:
     threshold: float = DEFAULT_THRESHOLD  # SilenceThreshold (mean |x| of a 20 ms frame)
     min_silence: float = 0.5  # seconds: shorter silent runs are not listed as spans
+    country: str = "us"  # call-progress tone plan
+    cid_standard: str | None = None  # "bell202" / "v23"; None: try both
 
 
 class Analyser(Protocol):
@@ -181,7 +184,7 @@ class DtmfAnalyser:
         return lines
 
 
-ANALYSERS: list[AnalyserFactory] = [LevelAnalyser, SilenceAnalyser, DtmfAnalyser]
+ANALYSERS: list[AnalyserFactory] = [LevelAnalyser, SilenceAnalyser, DtmfAnalyser, ProgressAnalyser, CallerIdAnalyser]
 
 
 @dataclass

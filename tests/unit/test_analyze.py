@@ -122,3 +122,21 @@ def test_analysers_are_pluggable() -> None:
     assert report.to_json()["frames"] == {"count": 7}  # 6 whole frames and the 40-sample tail
     assert "frames: 7" in report.to_text()
     assert set(report.to_json()) >= {"levels", "silence", "dtmf", "frames", "duration"}
+
+
+def test_call_progress_and_caller_id_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from media.callerid import Message, modulate
+    from media.progress import render_tone
+
+    x = np.concatenate([np.zeros(4000, np.int16), modulate(Message.mdmf(number="5551234567", name="ALICE"), "bell202"),
+                        np.zeros(8000, np.int16), render_tone("uk", "busy", 3.0)])
+    p = tmp_path / "line.wav"
+    write_wav(p, x)
+    rc, out, _ = _run(capsys, "analyze", str(p), "--json", "--country", "uk")
+    assert rc == 0
+    report = json.loads(out)
+    assert report["call_progress"]["country"] == "uk"
+    [busy] = report["call_progress"]["events"]
+    assert busy["kind"] == "busy" and abs(busy["start"] - (len(x) - 24000) / 8000) < 0.05
+    [msg] = report["caller_id"]["messages"]
+    assert (msg["number"], msg["name"], msg["checksum_ok"]) == ("5551234567", "ALICE", True)
