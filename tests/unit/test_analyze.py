@@ -132,7 +132,7 @@ def test_call_progress_and_caller_id_sections(tmp_path: Path, capsys: pytest.Cap
                         np.zeros(8000, np.int16), render_tone("uk", "busy", 3.0)])
     p = tmp_path / "line.wav"
     write_wav(p, x)
-    rc, out, _ = _run(capsys, "analyze", str(p), "--json", "--country", "uk")
+    rc, out, _ = _run(capsys, str(p), "--json", "--country", "uk")
     assert rc == 0
     report = json.loads(out)
     assert report["call_progress"]["country"] == "uk"
