@@ -320,6 +320,11 @@ class ModemDevice:
         return i
 
     def _tx_put(self, data: bytes) -> None:
+        if not self._tx_playing:  # playout starts as soon as audio is there
+            self._tx_playing = True
+            self._tx_t0 = self.now
+            self._tx_played = 0
+            self._tx_underrun_flagged = False
         room = self.profile.tx_buffer_bytes - len(self._tx_buf)
         if len(data) > room:
             self.tx_overflow_bytes += len(data) - room
@@ -721,11 +726,6 @@ class ModemDevice:
         assert self.vsm is not None and self.vsm.fmt is not None
         rate = SAMPLE_RATE * (2 if self.vsm.fmt == "s16le" else 1)
         sess = self.tx_sessions[-1]
-        if not self._tx_playing and self._tx_buf:
-            self._tx_playing = True
-            self._tx_t0 = self.now
-            self._tx_played = 0
-            self._tx_underrun_flagged = False
         if self._tx_playing:
             due = int((self.now - self._tx_t0) * rate + 1e-6) - self._tx_played
             n = min(due, len(self._tx_buf))

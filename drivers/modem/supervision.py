@@ -45,21 +45,25 @@ class SilenceSupervisor:
         self.threshold = threshold
         self.timeout_samples = round(timeout_s * sample_rate)
         self._start: int | None = None
+        self._decided = False
 
     @property
     def silence_start(self) -> int | None:
         return self._start
 
     def feed(self, frame: AudioFrame) -> Disconnect | None:
+        if self._decided:  # one decision per stretch of audio
+            return None
         if mean_abs(frame.samples) >= self.threshold:
             self._start = None
             return None
         if self._start is None:
             self._start = frame.pts
         if frame.end_pts - self._start >= self.timeout_samples:
-            start, self._start = self._start, None
-            return Disconnect("silence", start)
+            self._decided = True
+            return Disconnect("silence", self._start)
         return None
 
     def reset(self) -> None:
         self._start = None
+        self._decided = False
