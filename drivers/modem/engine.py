@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 
 FRAMES_PER_S = SAMPLE_RATE // FRAME_SAMPLES  # 50
 SupervisorFactory = Callable[[], LineSupervisor]
+_ALIASES = {"K": "b", "i": "d", "m": "c"}  # vgetty's alternative codes for busy, dial tone, fax calling
 _MAX_STREAM_ENDS = 3  # the modem leaving a data state on its own this often ends the call
 
 
@@ -538,7 +539,11 @@ class ModemEngine:
             self.rx_overruns += 1
             log.warning("modem receive overrun (the reader is too slow)")
             return
-        self._on_hangup_code(ev.code, pts, now, silence_event=ev.kind in (DleKind.QUIET, DleKind.PRESUMED_HANGUP))
+        if ev.kind is DleKind.PACKET:  # caller ID for a waiting call, distinctive ring: not ours to act on
+            log.info("DLE packet during the call ignored: %r", ev.code)
+            return
+        code = _ALIASES.get(ev.code, ev.code)
+        self._on_hangup_code(code, pts, now, silence_event=ev.kind in (DleKind.QUIET, DleKind.PRESUMED_HANGUP))
 
     def _on_hangup_code(self, code: str, pts: int, now: float, silence_event: bool = False) -> None:
         reason = self._hangup_codes.get(code)

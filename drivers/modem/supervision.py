@@ -11,12 +11,16 @@ object (sans-IO, fed frames that carry their pts):
   received while it transmits) and at the start of each call.
 
 :class:`SilenceSupervisor` is the software silence timer (levels as SPEC.md's SilenceThreshold:
-mean |sample| of the frame). A call-progress tone detector plugs in the same way
-(``media.progress``, see :func:`progress_supervisor`).
+mean |sample| of the frame). :class:`ToneSupervisor` adapts a call-progress tone detector
+(``media.progress.ProgressDetector``: ``process(frame) -> [event(kind, start_pts, end_pts)]``) so that
+busy / congestion / dial tone after the caller hung up ends the call, cut where the tone began::
+
+    ModemLine(config, supervisors=[lambda: ToneSupervisor(lambda: ProgressDetector("us"))])
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,4 +70,49 @@ class SilenceSupervisor:
 
     def reset(self) -> None:
         self._start = None
+        self._decided = False
+
+
+class ToneEvent(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def start_pts(self) -> int: ...
+
+    @property
+    def end_pts(self) -> int | None: ...
+
+
+class ToneDetector(Protocol):
+    def process(self, frame: AudioFrame) -> Iterable[ToneEvent]: ...
+
+
+# detector kind → RemoteHangup.reason (ringback and SIT do not mean the caller has gone)
+TONE_REASONS: Mapping[str, str] = {"busy": "busy-tone", "congestion": "reorder-tone", "dial": "dial-tone",
+                                   "unobtainable": "dial-tone"}
+
+
+class ToneSupervisor:
+    """Decide on the first disconnect tone the detector reports; the tail starts where the tone began."""
+
+    def __init__(self, make_detector: Callable[[], ToneDetector],
+                 reasons: Mapping[str, str] = TONE_REASONS) -> None:
+        self._make = make_detector
+        self.reasons = dict(reasons)
+        self._det = make_detector()
+        self._decided = False
+
+    def feed(self, frame: AudioFrame) -> Disconnect | None:
+        if self._decided:
+            return None
+        for ev in self._det.process(frame):
+            reason = self.reasons.get(str(ev.kind))
+            if reason is not None and ev.end_pts is None:
+                self._decided = True
+                return Disconnect(reason, ev.start_pts)
+        return None
+
+    def reset(self) -> None:
+        self._det = self._make()  # a gap in the audio: cadence history does not carry over
         self._decided = False

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.emulators.modem import CallerId, FakeV253Modem, line_roundtrip
+from drivers.emulators.modem import CallerId, FakeV253Modem, encode, line_roundtrip
 from drivers.line import (
     CallerIdReceived,
     DigitReceived,
@@ -72,6 +72,8 @@ def audio(n: int, seed: int) -> Samples:
     x = np.random.default_rng(seed).integers(-20000, 20000, n).astype(np.int16)
     x[0] = 15000
     x[5::97] = -28672  # 0x10 in 8-bit unsigned: shielded on the wire
+    x[9::101] = -28416  # 0x11 (XON) in 8-bit unsigned
+    x[11::103] = -27904  # 0x13 (XOFF)
     return x
 
 
@@ -130,6 +132,7 @@ def test_whole_call_over_a_pty(modem: FakeV253Modem) -> None:
         port = rt.ports[call.leg_id]
         # the caller's audio arrives, sample for sample after the codec round trip
         speech = audio(8000, 1)
+        assert {0x10, 0x11, 0x13} <= set(encode(fmt, speech))  # DLE, XON, XOFF bytes all in the audio
         with modem.lock:
             start_pts = len(port.received) * 160
             line_at = modem.device.play(speech)

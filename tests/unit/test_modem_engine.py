@@ -397,3 +397,13 @@ def test_zoom_learns_the_triple_dle_exit() -> None:
     took = b.run_until(lambda: b.dev.vtx_count == 2 and b.dev.mode == "vrx", 10.0)
     assert took < 0.5  # no more fallback timeouts
     assert bytes(b.dev.received).count(b"\x10\x10\x10!") >= 2
+
+
+def test_packets_and_aliases_during_a_call() -> None:
+    b, _ = answered_call("usr5637")
+    b.dev.garbage(b"\x10Xl\x10.")  # a complex event packet whose payload happens to be "l"
+    b.run(0.2)
+    assert b.in_call() and b.of(RemoteHangup) == []
+    b.dev.send_event("K")  # vgetty's alias for busy
+    b.run(0.1)
+    assert [e.reason for e in b.of(RemoteHangup)] == ["busy-tone"]

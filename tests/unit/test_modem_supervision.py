@@ -31,3 +31,36 @@ def test_silence_supervisor_restarts_on_voice_and_on_reset() -> None:
 def test_silence_supervisor_needs_a_timeout() -> None:
     with pytest.raises(ValueError):
         SilenceSupervisor(0.0)
+
+
+class ScriptedDetector:
+    """Stands in for media.progress.ProgressDetector (not on main yet): reports at given frames."""
+
+    def __init__(self, script: dict[int, list[tuple[str, int, int | None]]]) -> None:
+        self.script = script
+        self.fed = 0
+
+    def process(self, frame: AudioFrame) -> list["Ev"]:
+        self.fed += 1
+        return [Ev(k, s, e) for k, s, e in self.script.get(frame.pts, [])]
+
+
+class Ev:
+    def __init__(self, kind: str, start_pts: int, end_pts: int | None) -> None:
+        self.kind, self.start_pts, self.end_pts = kind, start_pts, end_pts
+
+
+def test_tone_supervisor_ends_on_disconnect_tones_only_and_cuts_at_the_tone_start() -> None:
+    from drivers.modem.supervision import ToneSupervisor
+    made: list[ScriptedDetector] = []
+
+    def make() -> ScriptedDetector:
+        made.append(ScriptedDetector({160: [("ringback", 0, None)], 320: [("busy", 0, 160)],
+                                      3200: [("busy", 800, None)], 3360: [("dial", 900, None)]}))
+        return made[-1]
+
+    sup = ToneSupervisor(make)
+    out = [sup.feed(AudioFrame.silence(p)) for p in range(0, 3520, 160)]
+    assert [d for d in out if d is not None] == [Disconnect("busy-tone", 800)]  # not ringback, not an end event
+    sup.reset()
+    assert len(made) == 2 and sup.feed(AudioFrame.silence(3360)) == Disconnect("dial-tone", 900)
