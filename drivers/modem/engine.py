@@ -189,8 +189,8 @@ class ModemEngine:
 
     @property
     def idle(self) -> bool:
-        """On-hook with nothing in progress (safe to close the port)."""
-        return self.state in (State.READY, State.DOWN) and not self.session.busy and self._leg is None
+        """On-hook with no command in progress (safe to close the port; a call may still be ringing)."""
+        return self.state in (State.READY, State.DOWN) and not self.session.busy
 
     # ------------------------------------------------------------------------------ commands
     def answer(self, leg_id: str, port: FramePort, now: float) -> None:
