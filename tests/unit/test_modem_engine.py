@@ -407,3 +407,24 @@ def test_packets_and_aliases_during_a_call() -> None:
     b.dev.send_event("K")  # vgetty's alias for busy
     b.run(0.1)
     assert [e.reason for e in b.of(RemoteHangup)] == ["busy-tone"]
+
+
+@pytest.mark.parametrize(("signal", "reason"),
+                         [("busy", "busy-tone"), ("reorder", "reorder-tone"), ("dial", "dial-tone")])
+def test_software_call_progress_ends_the_call_where_the_tone_began(signal: str, reason: str) -> None:
+    """media.progress on the received audio: the cut is where the tone began, not where the modem said so."""
+    from drivers.modem.supervision import ToneSupervisor
+    from media.progress import ProgressDetector
+
+    only_dle = tuple(e for e in DEFAULT_HANGUP_EVENTS if e[0] not in ("b", "d"))  # the modem stays quiet
+    b, port = answered_call("usr5637", hangup_events=only_dle, modem_silence_s=0.0,
+                            supervisors=[lambda: ToneSupervisor(lambda: ProgressDetector("us"))])
+    off = offset_by_marker(b, port)
+    b.dev.play(caller_audio(16000))
+    b.run(1.0)
+    h = b.dev.hang_up(signal)  # type: ignore[arg-type]
+    took = b.run_until(lambda: bool(b.of(RemoteHangup)), 10.0)
+    [hup] = b.of(RemoteHangup)
+    assert hup.reason == reason
+    assert took <= 2.2  # two busy cycles, one second of dial tone, plus a frame
+    assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (h + off)) <= 80  # within 10 ms
