@@ -29,7 +29,7 @@ def feed(rec: Recording, samples: npt.NDArray[np.int16], block: int = FRAME, sta
     ring (a test producer may wait; the media path never does)."""
     limit = rec.ring.capacity // 2 if limit is None else limit
     for i in range(start, len(samples), block):
-        while len(rec.ring) > limit:
+        while len(rec.ring) > limit and rec.accepting:
             time.sleep(0.001)
         assert rec.put(samples[i:i + block])
 

@@ -95,22 +95,25 @@ class UploadJob:
 
     def _run(self) -> None:
         rec = self.rec
-        sem = self.store.recovery_slots if self.recovered else contextlib.nullcontext()
+        # recovered recordings take turns (a slot per attempt, not across the backoff sleeps)
+        slot = self.store.recovery_slots if self.recovered else contextlib.nullcontext()
+        first = self.recovered
         try:
-            with sem:
-                if self.recovered:
-                    self._cleanup_stale(list_orphans=True)
-                while not self._stop.is_set():
-                    try:
+            while not self._stop.is_set():
+                try:
+                    with slot:
+                        if first:
+                            self._cleanup_stale(list_orphans=True)
+                            first = False
                         if self._step():
                             return
-                    except BucketError as e:
-                        self._failed(e)
-                        self._backoff()
-                    except OSError as e:  # reading the spool file
-                        log.error("recording %s: cannot read spooled file: %s", rec.recording_id, e)
-                        self.store.metrics.count("upload_attempts_failed")
-                        self._backoff()
+                except BucketError as e:
+                    self._failed(e)
+                    self._backoff()
+                except OSError as e:  # reading the spool file
+                    log.error("recording %s: cannot read spooled file: %s", rec.recording_id, e)
+                    self.store.metrics.count("upload_attempts_failed")
+                    self._backoff()
         except _Stopped:
             pass
         except Exception:
@@ -147,6 +150,7 @@ class UploadJob:
     def _ensure_upload(self, final_metadata: bool) -> str:
         sc = self.rec.sidecar
         if sc.upload_id is None:
+            log.debug("recording %s: creating multipart upload", self.rec.recording_id)
             meta = dict(sc.metadata)
             if not final_metadata:
                 meta.pop("recording-duration", None)
@@ -162,7 +166,9 @@ class UploadJob:
 
     def _send_part(self, upload_id: str, part: Part) -> str:
         with FileSlice(self.rec.path, part.offset, part.size) as body:
-            return self.backend.upload_part(self.rec.bucket, self.rec.key, upload_id, part.number, body)
+            etag = self.backend.upload_part(self.rec.bucket, self.rec.key, upload_id, part.number, body)
+        log.debug("recording %s: part %d sent", self.rec.recording_id, part.number)
+        return etag
 
     def _record_part(self, part: Part, etag: str) -> None:
         sc = self.rec.sidecar

@@ -192,6 +192,7 @@ class SpoolWriter:
         """The spool cannot take more of this recording: keep what is on disk and hand it over."""
         rec = o.rec
         rec.stop_accepting()
+        rec.ring.clear()
         rec.error = err
         log.error("recording %s: %s; %s", rec.recording_id, err, "keeping the audio already written")
         self._on_error(rec, err)
