@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import struct
 import time
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from gatewayd.store.recording import Recording
+from gatewayd.store.sidecar import Sidecar
+from media.wav import WavWriter
 
 FRAME = 160
 
@@ -46,3 +49,17 @@ def parse_wav(data: bytes) -> tuple[int, int, npt.NDArray[np.int16]]:
     assert data_size == len(data) - 44, f"data size {data_size} != {len(data) - 44}"
     samples = np.frombuffer(data, dtype="<i2", offset=44).astype(np.int16)
     return channels, rate, samples.reshape(-1, channels) if channels > 1 else samples
+
+
+def crashed_recording(spool: Path, rid: str, bucket: str, key: str, x: np.ndarray, channels: int = 1,
+                      extra: bytes = b"") -> None:
+    """What a crash mid-recording leaves: sidecar 'recording', WAV with placeholder sizes (+ a torn sample)."""
+    spool.mkdir(parents=True, exist_ok=True)
+    Sidecar(recording_id=rid, bucket=bucket, key=key, channels=channels, sample_rate=8000,
+            metadata={"transaction-id": "tx", "call-id": "cid"}).save(spool)
+    with open(spool / f"{rid}.wav", "wb") as f:
+        w = WavWriter(f, 8000, channels)
+        w.write(x)
+        w.flush()
+        f.write(extra)
+    # never closed: header sizes still 0

@@ -11,7 +11,7 @@ The public API (see :mod:`gatewayd.store.store` for the life cycle):
 * errors: :class:`SpoolError`, :class:`SpoolFull`, :class:`UnknownBucket`, :class:`InvalidKey`.
 """
 
-from gatewayd.store.config import LocalDirectoryConfig, S3EndpointConfig, StoreConfig
+from gatewayd.store.config import LocalDirectoryConfig, S3EndpointConfig, StoreConfig, store_config_from_dict
 from gatewayd.store.errors import (
     SPOOL_FAILED_ERROR_TYPE,
     UPLOAD_FAILED_ERROR_TYPE,
@@ -61,4 +61,5 @@ __all__ = [
     "parse_recording_destination",
     "recording_destination_error",
     "recording_key",
+    "store_config_from_dict",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
@@ -92,3 +92,56 @@ class StoreConfig:
 
     def backend_for(self, bucket: str) -> BackendConfig | None:
         return self.buckets.get(bucket, self.default_backend)
+
+    @classmethod
+    def embedded(cls, state_dir: Path, **kw: Any) -> StoreConfig:
+        """The embedded default: spool in ``<state_dir>/spool``, every bucket a sub-directory of
+        ``<state_dir>/buckets``."""
+        return cls(spool_dir=Path(state_dir) / "spool",
+                   default_backend=LocalDirectoryConfig(Path(state_dir) / "buckets"), **kw)
+
+
+def _backend_from(name: str, raw: object) -> BackendConfig:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{name}: expected a mapping with 'type: s3' or 'type: local'")
+    d = dict(raw)
+    kind = d.pop("type", None)
+    try:
+        if kind == "local":
+            return LocalDirectoryConfig(root=Path(d.pop("root")), **d)
+        if kind == "s3":
+            return S3EndpointConfig(**d)
+    except KeyError as e:
+        raise ValueError(f"{name}: missing {e.args[0]!r}") from e
+    except TypeError as e:
+        raise ValueError(f"{name}: {e}") from e
+    raise ValueError(f"{name}: type must be 's3' or 'local', got {kind!r}")
+
+
+def store_config_from_dict(raw: Mapping[str, Any]) -> StoreConfig:
+    """Build the store's configuration from a mapping (e.g. the ``store:`` section of the YAML config)::
+
+        spool_dir: /var/spool/gatewayd/recordings
+        upload_wait: 10
+        buckets:
+          my-recordings: {type: s3, region_name: eu-west-1}
+          lab: {type: s3, endpoint_url: "http://nas.local:8333", access_key_id: ..., secret_access_key: ...}
+        default: {type: local, root: /var/lib/gatewayd/buckets}
+
+    Unknown keys are errors (ValueError naming them).
+    """
+    d = dict(raw)
+    try:
+        spool = Path(d.pop("spool_dir"))
+    except KeyError as e:
+        raise ValueError("store: 'spool_dir' is required") from e
+    buckets_raw = d.pop("buckets", {}) or {}
+    if not isinstance(buckets_raw, Mapping):
+        raise ValueError("store.buckets: expected a mapping of bucket name to backend")
+    buckets = {str(k): _backend_from(f"store.buckets.{k}", v) for k, v in buckets_raw.items()}
+    default_raw = d.pop("default", None)
+    default = None if default_raw is None else _backend_from("store.default", default_raw)
+    try:
+        return StoreConfig(spool_dir=spool, buckets=buckets, default_backend=default, **d)
+    except TypeError as e:
+        raise ValueError(f"store: {e}") from e

@@ -59,6 +59,8 @@ class UploadJob:
         self.holdback = round(self.cfg.holdback_seconds * rec.sample_rate) * 2 * rec.channels
         self._attempt = 0
         self.fail_fast_error: str | None = None  # a failure that retrying will not fix soon
+        self._complete_size: int | None = None  # the object is complete with this many bytes
+        self._metadata_final = False
         self.thread = threading.Thread(target=self._run, name=f"upload-{rec.recording_id[:8]}", daemon=True)
 
     # ------------------------------------------------------------------ plumbing
@@ -77,9 +79,22 @@ class UploadJob:
             log.warning("recording %s: cannot update sidecar: %s", self.rec.recording_id, e)
 
     def _backoff(self) -> None:
+        """Sleep before the next attempt; the recording being stopped meanwhile cuts the sleep short (its
+        final upload should not wait for a retry timer of the streaming phase)."""
         delay = min(self.cfg.retry_max, self.cfg.retry_initial * 2 ** min(self._attempt, 30))
         self._attempt += 1
-        if self._stop.wait(delay * (0.5 + random.random() / 2)):
+        deadline = time.monotonic() + delay * (0.5 + random.random() / 2)
+        rec = self.rec
+        with rec.cv:
+            was_closed = rec.closed
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.is_set():
+                raise _Stopped
+            with rec.cv:
+                if rec.closed and not was_closed:
+                    return
+                rec.cv.wait(min(left, 0.1))
+        if self._stop.is_set():
             raise _Stopped
 
     def _failed(self, e: BucketError) -> None:
@@ -270,6 +285,10 @@ class UploadJob:
         if sc.stale_uploads:
             self._cleanup_stale(list_orphans=False)
         complete_at: float | None = None
+        if self._complete_size == size:
+            # an earlier attempt completed the object; a later step (metadata, ACL, HEAD) failed
+            self._after_complete(size, self._metadata_final)
+            return
         if single_put(size, self.cfg.part_size) or not self.backend.supports_multipart:
             if sc.upload_id is not None:
                 self._forget_upload(abort=True)
@@ -300,8 +319,14 @@ class UploadJob:
             complete_at = time.monotonic()
             metadata_final = sc.upload_metadata_final
         self._attempt = 0
+        self._complete_size, self._metadata_final = size, metadata_final
         log.debug("recording %s: object complete", rec.recording_id)
         self._latency("object_complete", "complete", complete_at)
+        self._after_complete(size, metadata_final)
+
+    def _after_complete(self, size: int, metadata_final: bool) -> None:
+        rec = self.rec
+        sc = rec.sidecar
         if not metadata_final:
             try:
                 self.backend.replace_metadata(sc.bucket, sc.key, sc.content_type, sc.metadata)
@@ -327,9 +352,11 @@ class UploadJob:
             log.info("recording %s: HEAD not permitted; trusting the upload's response", self.rec.recording_id)
         else:
             if info is None:
+                self._complete_size = None  # gone (deleted meanwhile?): send it again
                 raise TransientBucketError(f"s3://{sc.bucket}/{sc.key} not visible after upload", "NotVisible")
             if info.size != size:
                 # something else wrote the key, or the upload went wrong: send it again from scratch
+                self._complete_size = None
                 with self.rec.cv:
                     sc.upload_id, sc.parts = None, []
                 self._save()

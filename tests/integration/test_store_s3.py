@@ -201,3 +201,40 @@ def test_standard_credential_chain(tmp_path: Path, s3_bucket: tuple[SeaweedS3, s
         check_object(server, bucket, "chain.wav", x, "t", "c")
     finally:
         store.stop()
+
+
+def test_orphan_and_unusable_multipart_uploads_are_aborted(tmp_path: Path, s3_bucket: tuple[SeaweedS3, str]) -> None:
+    """A crash right after CreateMultipartUpload leaves an upload no sidecar names (orphan); a sidecar can
+    name parts the server does not have any more (unusable). Recovery aborts both and delivers."""
+    import json
+
+    from gatewayd.store.sidecar import Sidecar
+    from tests.storehelp import crashed_recording
+
+    server, bucket = s3_bucket
+    c = server.client()
+    spool = tmp_path / "spool"
+    x1, x2 = signal(MIN * 12, seed=21), signal(MIN * 12, seed=22)
+    crashed_recording(spool, "orphan", bucket, "mp/orphan.wav", x1)
+    orphan_id = c.create_multipart_upload(Bucket=bucket, Key="mp/orphan.wav")["UploadId"]
+    crashed_recording(spool, "unusable", bucket, "mp/unusable.wav", x2)
+    bad_id = c.create_multipart_upload(Bucket=bucket, Key="mp/unusable.wav")["UploadId"]
+    P = 5 * 1024 * 1024
+    c.upload_part(Bucket=bucket, Key="mp/unusable.wav", UploadId=bad_id, PartNumber=2, Body=b"\0" * P)
+    sc = json.loads((spool / "unusable.json").read_text())
+    sc.update(upload_id=bad_id, parts=[{"number": 2, "offset": P, "size": P, "etag": '"0123456789abcdef"'}])
+    Sidecar.from_dict(sc).save(spool)
+
+    store = make_store(tmp_path, server, bucket)
+    try:
+        assert sorted(store.start()) == ["orphan", "unusable"]
+        assert store.wait_idle(WAIT)
+    finally:
+        store.stop()
+    check_object(server, bucket, "mp/orphan.wav", x1, "tx", "cid")
+    check_object(server, bucket, "mp/unusable.wav", x2, "tx", "cid")
+    uploads = c.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert not uploads, [(u["Key"], u["UploadId"]) for u in uploads]
+    for key, upload_id in (("mp/orphan.wav", orphan_id), ("mp/unusable.wav", bad_id)):
+        with pytest.raises(Exception, match="NoSuchUpload"):
+            c.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)

@@ -25,8 +25,7 @@ from gatewayd.store import (
 from gatewayd.store.buckets import FileSlice, LocalDirectoryBucket
 from gatewayd.store.errors import InvalidKey, PermanentBucketError
 from gatewayd.store.sidecar import Sidecar, State
-from media.wav import WavWriter
-from tests.storehelp import feed, parse_wav, signal, stereo_signal
+from tests.storehelp import crashed_recording, feed, parse_wav, signal, stereo_signal
 
 WAIT = 30.0
 
@@ -286,20 +285,6 @@ def test_spool_quota_and_free_space(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- start-up recovery
-def crashed_recording(spool: Path, rid: str, bucket: str, key: str, x: np.ndarray, channels: int = 1,
-                      extra: bytes = b"") -> None:
-    """What a crash mid-recording leaves: sidecar 'recording', WAV with placeholder sizes (+ a torn sample)."""
-    spool.mkdir(parents=True, exist_ok=True)
-    Sidecar(recording_id=rid, bucket=bucket, key=key, channels=channels, sample_rate=8000,
-            metadata={"transaction-id": "tx", "call-id": "cid"}).save(spool)
-    with open(spool / f"{rid}.wav", "wb") as f:
-        w = WavWriter(f, 8000, channels)
-        w.write(x)
-        w.flush()
-        f.write(extra)
-    # never closed: header sizes still 0
-
-
 def test_recovery_repairs_and_uploads(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     x = signal(12345, seed=3)
@@ -384,3 +369,30 @@ def test_stop_closes_open_recordings_and_recovery_delivers_them(tmp_path: Path) 
         np.testing.assert_array_equal(got, x)
     finally:
         store2.stop()
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_config_from_mapping_and_embedded(tmp_path: Path) -> None:
+    from gatewayd.store import S3EndpointConfig, store_config_from_dict
+
+    cfg = store_config_from_dict({
+        "spool_dir": str(tmp_path / "spool"), "upload_wait": 4,
+        "buckets": {"cloud": {"type": "s3", "region_name": "eu-west-1"},
+                    "nas": {"type": "s3", "endpoint_url": "http://nas:8333", "access_key_id": "k",
+                            "secret_access_key": "s"}},
+        "default": {"type": "local", "root": str(tmp_path / "b"), "create_buckets": False}})
+    assert cfg.upload_wait == 4 and cfg.spool_dir == tmp_path / "spool"
+    assert cfg.backend_for("cloud") == S3EndpointConfig(region_name="eu-west-1")
+    nas = cfg.backend_for("nas")
+    assert isinstance(nas, S3EndpointConfig) and nas.endpoint_url == "http://nas:8333"
+    assert cfg.backend_for("other") == LocalDirectoryConfig(tmp_path / "b", create_buckets=False)
+    for bad, msg in (({}, "spool_dir"), ({"spool_dir": "x", "bogus": 1}, "bogus"),
+                     ({"spool_dir": "x", "buckets": {"a": {"type": "ftp"}}}, "type must be"),
+                     ({"spool_dir": "x", "default": {"type": "local"}}, "root"),
+                     ({"spool_dir": "x", "buckets": {"a": {"type": "s3", "endpoint": "y"}}}, "endpoint"),
+                     ({"spool_dir": "x", "part_size": 1024}, "part_size")):
+        with pytest.raises(ValueError, match=msg):
+            store_config_from_dict(bad)
+    emb = StoreConfig.embedded(tmp_path)
+    assert emb.spool_dir == tmp_path / "spool"
+    assert emb.backend_for("anything") == LocalDirectoryConfig(tmp_path / "buckets")
