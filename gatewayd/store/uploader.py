@@ -193,12 +193,8 @@ class UploadJob:
             sc.parts.sort(key=lambda p: p.number)
 
     def _stream_part(self, part: Part) -> None:
-        try:
-            upload_id = self._ensure_upload(final_metadata=False)
+        with self._multipart(final_metadata=False) as upload_id:
             etag = self._send_part(upload_id, part)
-        except NoSuchUpload:
-            self._forget_upload(abort=False)
-            raise
         self._record_part(part, etag)
         self._save()
         self.store.emit("part_uploaded", self.rec.recording_id, part=part.number, size=part.size)
@@ -244,7 +240,9 @@ class UploadJob:
 
     @contextlib.contextmanager
     def _multipart(self, final_metadata: bool) -> Iterator[str]:
-        """The multipart upload to finish; aborted when it turns out to be unusable."""
+        """The multipart upload to use, created if needed, with its clean-up: aborted (now, or later from
+        the sidecar) when it turns out to be unusable; kept across transient failures and across
+        failures that are not its fault (credentials, bucket), so that the parts sent are not lost."""
         upload_id = self._ensure_upload(final_metadata)
         try:
             yield upload_id
