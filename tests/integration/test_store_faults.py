@@ -26,8 +26,8 @@ import pytest
 from gatewayd.store import RecordingStore, SpoolError, StoreConfig
 from gatewayd.store.recording import RecordingOutcome
 from gatewayd.testing.seaweedfs import SeaweedS3
-from tests.integration.conftest import s3_store_backend
 from tests.integration.test_store_s3 import Events, check_object, no_multipart_uploads_left
+from tests.s3_fixtures import s3_store_backend
 from tests.storehelp import feed, parse_wav, signal, stereo_signal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 
 from gatewayd.store import RecordingStore, StoreConfig, StoreEvent, recording_key
 from gatewayd.testing.seaweedfs import SeaweedS3
-from tests.integration.conftest import s3_store_backend
+from tests.s3_fixtures import s3_store_backend
 from tests.storehelp import feed, parse_wav, signal, stereo_signal
 
 pytestmark = pytest.mark.integration
