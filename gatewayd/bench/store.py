@@ -268,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
             rss = data["rss"]
             lines.append(f"  RSS over a 60-minute recording: baseline {rss['baseline_mb']:.1f} MB, peak "
                          f"{rss['peak_mb']:.1f} MB, growth {rss['growth_mb']:.1f} MB")
+        else:
+            lines.append("  RSS not measured (no 60-minute run)")
         lines += [f"  FAIL {f}" for f in failures] or ["  all bounds met"]
         sys.stdout.write("\n".join(lines) + "\n")
     return 1 if failures else 0
