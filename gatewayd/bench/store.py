@@ -48,8 +48,8 @@ def register(sub: Any) -> None:
                                                 description=__doc__,
                                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--runs", default="1:10,10:5,60:3",
-                   help="MINUTES:RUNS list (default 1:10,10:5,60:3)")
+    p.add_argument("--runs", default="1:20,10:10,60:3",
+                   help="MINUTES:RUNS list (default 1:20,10:10,60:3)")
     p.add_argument("--latency-bound-ms", type=float, default=LATENCY_BOUND_MS)
     p.add_argument("--rss-bound-mb", type=float, default=RSS_BOUND_MB)
     p.add_argument("--workdir", type=Path, help="keep SeaweedFS data and the spool here (default: a temp dir)")

@@ -174,7 +174,12 @@ class UploadJob:
                 sc.upload_id = upload_id
                 sc.upload_metadata_final = final_metadata
                 sc.parts = []
-            self._save()
+            if final_metadata:
+                # the recording is stopped and its parts go out now: do not make them wait for the disk
+                # (a crash before this lands leaves an upload that start-up recovery finds and aborts)
+                self.store.io_pool.submit(self._save)
+            else:
+                self._save()
             self.store.emit("upload_created", self.rec.recording_id, upload_id=upload_id)
         assert sc.upload_id is not None
         return sc.upload_id
