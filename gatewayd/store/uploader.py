@@ -132,7 +132,10 @@ class UploadJob:
         except _Stopped:
             pass
         except Exception:
-            log.exception("recording %s: upload job crashed; the recording stays spooled", rec.recording_id)
+            if self._stop.is_set():  # e.g. the I/O pool is already shut down
+                log.info("recording %s: upload interrupted by the stop; it stays spooled", rec.recording_id)
+            else:
+                log.exception("recording %s: upload job crashed; the recording stays spooled", rec.recording_id)
         finally:
             self.store.job_done(self)
 
@@ -177,7 +180,10 @@ class UploadJob:
             if final_metadata:
                 # the recording is stopped and its parts go out now: do not make them wait for the disk
                 # (a crash before this lands leaves an upload that start-up recovery finds and aborts)
-                self.store.io_pool.submit(self._save)
+                try:
+                    self.store.io_pool.submit(self._save)
+                except RuntimeError:  # the store is stopping
+                    self._save()
             else:
                 self._save()
             self.store.emit("upload_created", self.rec.recording_id, upload_id=upload_id)
