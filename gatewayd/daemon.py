@@ -29,11 +29,13 @@ from gatewayd.runtime.prompts import PromptLoader
 from gatewayd.runtime.routing import Router
 from gatewayd.runtime.worker import MediaWorker
 from gatewayd.sdnotify import Notifier
+from gatewayd.store import RecordingStore
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_STALE_S = 2.0  # the media worker beats at least every 0.25 s
 STOP_TIMEOUT_S = 45.0  # below the unit's TimeoutStopSec (60 s)
+STORE_DRAIN_S = 5.0  # then what is not uploaded stays spooled for the next start
 
 
 class DaemonMetrics:
@@ -56,7 +58,7 @@ class Daemon:
         self.worker = MediaWorker()
         self.lines: dict[str, Line] = {}
         self.mgr: CallManager | None = None
-        self.store: Any = None
+        self.store: RecordingStore | None = None
         self.invokers = factories.InvokerCache()
         self._stop = asyncio.Event()
         self._metrics_server: MetricsServer | None = None
@@ -70,9 +72,11 @@ class Daemon:
         self.worker.start()
         assert self.cfg.state_dir is not None
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = factories.build_store(self.cfg, self.registry)
-        self.store.start()
-        prompts = PromptLoader(self.store.fetch, self.cfg.media.tts_command)
+        self.store = factories.build_store(self.cfg)
+        recovered = await asyncio.to_thread(self.store.start)
+        if recovered:
+            log.info("start-up recovery: %d spooled recording(s) being uploaded", len(recovered))
+        prompts = PromptLoader(factories.fetcher(self.store), self.cfg.media.tts_command)
         services = Services(invoker_for=self.invokers.get, prompts=prompts,
                             store=self.store, media=factories.media_factories(self.cfg),
                             max_record_s=int(self.cfg.media.record_max_s))
@@ -113,7 +117,7 @@ class Daemon:
             except Exception:
                 log.exception("line %s did not stop cleanly", name)
         if self.store is not None:
-            await asyncio.to_thread(self.store.stop)
+            await asyncio.to_thread(self.store.stop, STORE_DRAIN_S)
         await self.invokers.close()
         self.worker.stop()
         if self._metrics_server is not None:
@@ -148,7 +152,7 @@ class Daemon:
         self.mgr.router = Router(new)
         self.invokers.retain(new.applications)
         if self.store is not None:
-            self.store.reconfigure(factories.store_buckets(new))
+            self.store.config = factories.store_config(new)
         log.info("reloaded %s: %d rules, %d applications", self.config_path, len(new.rules), len(new.applications))
         self.notifier.ready(self._status_text())
         return True
@@ -182,7 +186,7 @@ class Daemon:
             "calls": self.mgr.status(),
             "counters": {"frames_processed": self.worker.frames, "media_errors": self.worker.errors,
                          "rx_frames_dropped": self.mgr.frames_dropped(),
-                         "spool_backlog": self.store.backlog() if self.store is not None else 0},
+                         "spool_backlog": self.store.backlog()[0] if self.store is not None else 0},
             "media_worker_heartbeat_age_s": round(time.monotonic() - self.worker.heartbeat, 3),
         }
 
@@ -193,7 +197,7 @@ class Daemon:
         self.registry.gauge("gatewayd_frames_dropped_total", "Received frames dropped (media worker behind).",
                             read=mgr.frames_dropped)
         self.registry.gauge("gatewayd_spool_backlog", "Recordings waiting for upload.",
-                            read=lambda: self.store.backlog() if self.store is not None else 0)
+                            read=lambda: self.store.backlog()[0] if self.store is not None else 0)
         self.registry.gauge("gatewayd_media_worker_heartbeat_age_seconds", "Seconds since the media worker ran.",
                             read=lambda: time.monotonic() - self.worker.heartbeat)
 

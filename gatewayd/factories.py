@@ -8,14 +8,23 @@ runs every line that does not need it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from drivers.line import Line, LineError
-from gatewayd.config import ApplicationConfig, Config, FxoLineConfig, LineConfig, ModemLineConfig, SipLineConfig
+from gatewayd.config import (
+    ApplicationConfig,
+    Config,
+    FxoLineConfig,
+    LineConfig,
+    LocalBucketConfig,
+    ModemLineConfig,
+    SipLineConfig,
+)
 from gatewayd.invokers import Invoker, make_invoker
-from gatewayd.metrics import Registry
 from gatewayd.runtime.services import MediaFactories
+from gatewayd.store import LocalDirectoryConfig, RecordingStore, S3EndpointConfig, StoreConfig
+from gatewayd.store.config import BackendConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +64,36 @@ def build_invoker(app: ApplicationConfig) -> Invoker:
                         account_id=app.aws_account_id, endpoint_url=app.endpoint_url)
 
 
-def build_store(cfg: Config, registry: Registry) -> Any:
-    raise RuntimeError("the recording store is not available yet")
+def store_config(cfg: Config) -> StoreConfig:
+    """The recording store's configuration: spool under the state directory, one backend per bucket."""
+    assert cfg.state_dir is not None
+    buckets: dict[str, BackendConfig] = {}
+    for b in cfg.buckets:
+        if isinstance(b, LocalBucketConfig):
+            assert b.root is not None
+            buckets[b.name] = LocalDirectoryConfig(b.root)
+        else:
+            buckets[b.name] = S3EndpointConfig(endpoint_url=b.endpoint_url, region_name=b.region,
+                                               profile_name=b.profile, addressing_style=b.addressing_style)
+    default: BackendConfig | None = None  # "reject"
+    if cfg.media.unknown_buckets == "local":
+        default = LocalDirectoryConfig(cfg.state_dir / "buckets")
+    elif cfg.media.unknown_buckets == "s3":
+        default = S3EndpointConfig()
+    return StoreConfig(spool_dir=cfg.state_dir / "spool", buckets=buckets, default_backend=default,
+                       upload_wait=cfg.media.upload_wait_s)
 
 
-def store_buckets(cfg: Config) -> Any:
-    return cfg.buckets
+def build_store(cfg: Config) -> RecordingStore:
+    return RecordingStore(store_config(cfg))
+
+
+def fetcher(store: RecordingStore) -> Callable[[str, str], bytes]:
+    """Reads an object (a prompt) from whichever backend holds its bucket."""
+    def fetch(bucket: str, key: str) -> bytes:
+        data: bytes = store.backend_for(bucket).get_object(bucket, key)
+        return data
+    return fetch
 
 
 def build_line(lc: LineConfig, cfg: Config) -> Line:

@@ -19,8 +19,9 @@ from gatewayd.invokers import Invoker
 from gatewayd.runtime.calls import Call, CallManager, Services
 from gatewayd.runtime.clock import VirtualClock
 from gatewayd.runtime.routing import Router
-from gatewayd.runtime.services import MediaFactories, Prompts, RecordingStore
+from gatewayd.runtime.services import MediaFactories, Prompts
 from gatewayd.runtime.worker import Activity, MediaWorker
+from gatewayd.store import RecordingStore
 
 log = logging.getLogger(__name__)
 

@@ -88,12 +88,12 @@ def _resolve(cfg: Config, base: Path) -> Config:
         state = Path(env.split(":")[0]) if env else base / "var"
     elif not state.is_absolute():
         state = base / state
-    def bucket_dir(b: LocalBucketConfig) -> Path:
-        if b.path is None:
-            return state / "buckets" / b.name
-        return b.path if b.path.is_absolute() else base / b.path
+    def bucket_root(b: LocalBucketConfig) -> Path:
+        if b.root is None:
+            return state / "buckets"
+        return b.root if b.root.is_absolute() else base / b.root
 
-    buckets = tuple(dataclasses.replace(b, path=bucket_dir(b)) if isinstance(b, LocalBucketConfig) else b
+    buckets = tuple(dataclasses.replace(b, root=bucket_root(b)) if isinstance(b, LocalBucketConfig) else b
                     for b in cfg.buckets)
     return dataclasses.replace(cfg, state_dir=state, buckets=buckets)
 

@@ -155,15 +155,15 @@ class RuleConfig:
 class LocalBucketConfig:
     type: Literal["local"]
     name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
-    path: Path | None = field(default=None, metadata=doc(
-        "Directory (relative to the config file); default: <state_dir>/buckets/<name>."))
+    root: Path | None = field(default=None, metadata=doc(
+        "Directory holding the bucket as a sub-directory named after it, keys as paths below it "
+        "(relative to the config file); default: <state_dir>/buckets."))
 
 
 @dataclass(frozen=True)
 class S3BucketConfig:
     type: Literal["s3"]
     name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
-    bucket: str | None = field(default=None, metadata=doc("Real bucket name, if different from name."))
     endpoint_url: str | None = field(default=None, metadata=doc("S3 endpoint (SeaweedFS, MinIO...); default: AWS."))
     region: str | None = field(default=None, metadata=doc("Region; default: boto3's credential/config chain."))
     profile: str | None = field(default=None, metadata=doc("AWS shared-config profile; default: the standard chain."))

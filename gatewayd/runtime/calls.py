@@ -15,9 +15,9 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from drivers.line import (
     Answered,
@@ -38,14 +38,17 @@ from gatewayd.invokers import Invoker, as_event
 from gatewayd.runtime import executors as X
 from gatewayd.runtime.legmedia import LegMedia
 from gatewayd.runtime.routing import Route, Router
-from gatewayd.runtime.services import MediaFactories, Prompts, RecordingStore
+from gatewayd.runtime.services import MediaFactories, Prompts
 from gatewayd.runtime.worker import Activity, MediaWorker
 from gatewayd.sma import actions as A
 from gatewayd.sma import effects as E
 from gatewayd.sma import events as V
 from gatewayd.sma.session import Session, SessionConfig
+from gatewayd.store import RecordingStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -244,6 +247,15 @@ class Call:
             task.add_done_callback(lambda _t: self.mgr.activity_end())
         return task
 
+    async def io(self, awaitable: Awaitable[T]) -> T:
+        """Await I/O that takes no media time (fetching a prompt, opening a recording, the upload):
+        a virtual clock waits for it, as a real call's audio would not."""
+        self.mgr.activity_begin()
+        try:
+            return await awaitable
+        finally:
+            self.mgr.activity_end()
+
     def keep_task(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` to its end even if the call is over (recording uploads)."""
         t = self._spawn(coro)
@@ -315,7 +327,7 @@ class Call:
 
     async def _ringback(self, leg: LegState, source: A.AudioSource) -> None:
         try:
-            samples = await self.services.prompts.load(source.bucket, source.key)
+            samples = await self.io(self.services.prompts.load(source.bucket, source.key))
         except Exception as e:
             self.log.warning("ringback tone unavailable: %s", e)
             return

@@ -9,6 +9,7 @@ and reports nothing (the engine already accounted for an interruption or cancell
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import uuid
@@ -16,10 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gatewayd.runtime.ops import CollectOp, CollectSpec, Op, PauseOp, Playback, ReceiveDigitsOp, RecordOp, RecordSpec
-from gatewayd.runtime.services import AudioSourceError, SpoolError
+from gatewayd.runtime.services import AudioSourceError
 from gatewayd.runtime.worker import Activity
 from gatewayd.sma import actions as A
 from gatewayd.sma.events import ActionFailed, ActionSucceeded
+from gatewayd.store import InvalidKey, RecordingOutcome, StoreError, UnknownBucket
 from media.frame import SAMPLE_RATE, Samples
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ def failed(error_type: str, message: str) -> ActionFailed:
 
 async def _prompt(call: Call, source: A.AudioSource) -> Samples | ActionFailed:
     try:
-        return await call.services.prompts.load(source.bucket, source.key)
+        return await call.io(call.services.prompts.load(source.bucket, source.key))
     except AudioSourceError as e:
         call.log.warning("audio source s3://%s/%s: %s", source.bucket, source.key, e)
         return failed(A.INVALID_AUDIO_SOURCE, A.MSG_INVALID_AUDIO_SOURCE)
@@ -95,8 +97,8 @@ async def _prompt(call: Call, source: A.AudioSource) -> Samples | ActionFailed:
 
 async def _speech(call: Call, sp: A.Speech) -> Samples | ActionFailed:
     try:
-        return await call.services.prompts.speak(sp.text, ssml=sp.text_type == "ssml", voice_id=sp.voice_id,
-                                                 language_code=sp.language_code, engine=sp.engine)
+        return await call.io(call.services.prompts.speak(sp.text, ssml=sp.text_type == "ssml", voice_id=sp.voice_id,
+                                                         language_code=sp.language_code, engine=sp.engine))
     except AudioSourceError as e:
         call.log.warning("text-to-speech failed: %s", e)
         return failed(A.SYSTEM_EXCEPTION, A.MSG_SYSTEM_ERROR)
@@ -208,13 +210,14 @@ async def receive_digits(call: Call, leg: LegState, a: A.ReceiveDigits, action_i
 
 async def record_audio(call: Call, leg: LegState, a: A.RecordAudio) -> Result:
     store = call.services.store
-    if not store.bucket_known(a.bucket):
-        return failed(A.INVALID_ACTION_PARAMETER, A.msg_invalid("RecordingDestination"))
     key = a.object_key(f"{uuid.uuid4()}.wav")
     try:
-        rec = store.open(bucket=a.bucket, key=key, metadata={"transaction-id": call.transaction_id,
-                                                             "call-id": leg.call_id})
-    except SpoolError as e:
+        rec = await call.io(asyncio.to_thread(store.open_recording, a.bucket, key,
+                                              transaction_id=call.transaction_id, call_id=leg.call_id))
+    except (UnknownBucket, InvalidKey) as e:
+        call.log.warning("RecordAudio to s3://%s/%s refused: %s", a.bucket, key, e)
+        return failed(A.INVALID_ACTION_PARAMETER, A.msg_invalid("RecordingDestination"))
+    except StoreError as e:  # SpoolError, SpoolFull: the call goes on, the event says why
         call.log.error("cannot start recording: %s", e)
         return failed(A.SYSTEM_EXCEPTION, f"{A.MSG_SYSTEM_ERROR} The recording spool is unavailable: {e}")
     spec = RecordSpec(max_samples=ms_to_samples(a.max_duration_ms), terminators="".join(a.terminators),
@@ -224,22 +227,21 @@ async def record_audio(call: Call, leg: LegState, a: A.RecordAudio) -> Result:
         result = await run_op(leg, lambda done: RecordOp(spec, rec, done))
     except asyncio.CancelledError:
         # interrupted: the recording is still finished and uploaded (never lost), just not reported
-        call.keep_task(_await_quietly(call, rec.outcome(), key))
+        call.keep_task(_await_quietly(call, rec.outcome, key))
         raise
-    outcome = await rec.outcome()
+    outcome = await call.io(asyncio.wrap_future(rec.outcome))
     if not outcome.ok:
-        call.log.error("recording %s not in bucket %s yet (%s); it stays spooled and is retried",
-                       key, a.bucket, outcome.error)
-        return failed(A.INVALID_ACTION_PARAMETER, A.MSG_UPLOAD_FAILED)
+        call.log.error("recording s3://%s/%s: %s (%s)", a.bucket, key, outcome.error_message, outcome.detail)
+        return failed(outcome.error_type or A.INVALID_ACTION_PARAMETER, outcome.error_message or A.MSG_UPLOAD_FAILED)
     data: dict[str, Any] = {"RecordingDestination": {"Type": "S3", "BucketName": a.bucket, "Key": key}}
     if result.get("terminator"):
         data["RecordingTerminatorUsed"] = result["terminator"]
     return ActionSucceeded(0, data)
 
 
-async def _await_quietly(call: Call, outcome: Any, key: str) -> None:
-    o = await outcome
-    call.log.info("interrupted recording %s: %s", key, "uploaded" if o.ok else f"still spooled ({o.error})")
+async def _await_quietly(call: Call, outcome: concurrent.futures.Future[RecordingOutcome], key: str) -> None:
+    o = await asyncio.wrap_future(outcome)
+    call.log.info("interrupted recording %s: %s", key, "uploaded" if o.ok else f"still spooled ({o.detail})")
 
 
 async def voice_focus(call: Call, leg: LegState, a: A.VoiceFocus) -> Result:

@@ -168,13 +168,13 @@ class ReceiveDigitsOp(Op):
 
 
 class RecordingSink(Protocol):
-    """Where RecordAudio's samples go (the recording store). ``write`` never blocks."""
+    """Where RecordAudio's samples go (a store ``Recording``). ``put`` never blocks."""
 
-    def write(self, samples: Samples) -> None: ...
+    def put(self, samples: Samples) -> bool: ...
 
-    def finish(self, keep_samples: int) -> None:
-        """Stop: keep the first ``keep_samples`` samples (the terminator tone or the disconnect
-        signal after it is cut), close and hand over for upload."""
+    def finish(self, trim_samples: int = 0, cut_at: int | None = None) -> Any:
+        """Stop: keep samples ``[0, cut_at)`` (the terminator tone or disconnect signal after it is
+        cut), close and hand over for upload."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class RecordOp(Op):
     def _stop(self, reason: str, keep: int, terminator: str | None = None) -> None:
         keep = max(0, min(keep, self.written))
         try:
-            self.sink.finish(keep)
+            self.sink.finish(cut_at=keep)
         except Exception:  # the store reports its own failures through its outcome
             log.exception("recording sink failed to finish")
         self.finish({"reason": reason, "terminator": terminator, "samples": keep})
@@ -216,7 +216,7 @@ class RecordOp(Op):
         if room < len(x):
             x = x[:max(room, 0)]
         if len(x):
-            self.sink.write(x)
+            self.sink.put(x)
             self.written += len(x)
         if self.written >= self.spec.max_samples:
             self._stop("duration", self.written)

@@ -37,11 +37,13 @@ class ListSink:
         self.chunks: list[Samples] = []
         self.kept: int | None = None
 
-    def write(self, samples: Samples) -> None:
+    def put(self, samples: Samples) -> bool:
         self.chunks.append(samples.copy())
+        return True
 
-    def finish(self, keep_samples: int) -> None:
-        self.kept = keep_samples
+    def finish(self, trim_samples: int = 0, cut_at: int | None = None) -> None:
+        assert trim_samples == 0
+        self.kept = cut_at
 
     @property
     def audio(self) -> Samples:
