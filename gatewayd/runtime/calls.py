@@ -508,7 +508,7 @@ class CallManager:
             try:
                 fn(*args)
             finally:
-                self.activity_end()
+                self.loop.call_soon(self.activity_end)  # after the tasks ``fn`` woke have stepped
 
         def call(*args: Any) -> None:
             self.activity_begin()
@@ -517,7 +517,7 @@ class CallManager:
 
     def activity_begin(self) -> None:
         if self.activity is not None:
-            self.activity.begin()
+            self.activity.begin(loop=True)
 
     def activity_end(self) -> None:
         if self.activity is not None:

@@ -55,34 +55,43 @@ class VirtualClock:
             if not h.cancelled:
                 fn()
         finally:
-            self.activity.end()
+            self.loop.call_soon(self.activity.end)  # after the tasks ``fn`` woke have stepped
 
-    def advance(self, t: float) -> None:
-        """Move to ``t`` and run (on the loop) every timer that is due."""
+    def advance(self, t: float) -> bool:
+        """Move to ``t`` and run (on the loop) every timer that is due; True if any was due."""
         self.t = max(self.t, t)
+        fired = False
         while True:
             with self._lock:
                 if not self._timers or self._timers[0][0] > self.t:
-                    return
+                    return fired
                 _, _, h, fn = heapq.heappop(self._timers)
-            self.activity.begin()
+            fired = True
+            self.activity.begin(loop=True)
             self.loop.call_soon_threadsafe(self._fire, h, fn)
 
     def settle(self) -> None:
-        """Wait until nothing is in flight (see module docstring)."""
+        """Wait until nothing is in flight (see module docstring).
+
+        Everything that reaches the loop from another thread is counted until the tasks it woke have
+        taken their next step; when anything went to the loop, one round trip through it on top covers
+        whatever else it queued. (Frames that only touched the media worker need no round trip.)
+        """
         while True:
             if not self.activity.wait_idle(IDLE_TIMEOUT_S):
                 log.warning("simulation: still busy after %.0f s of real time; going on", IDLE_TIMEOUT_S)
                 return
-            for _ in range(3):  # let callbacks already queued on the loop run, and what they schedule
-                done = threading.Event()
-                self.loop.call_soon_threadsafe(done.set)
-                if not done.wait(IDLE_TIMEOUT_S):
-                    return
+            if not self.activity.loop_touched:
+                return
+            self.activity.loop_touched = False
+            done = threading.Event()
+            self.loop.call_soon_threadsafe(done.set)
+            if not done.wait(IDLE_TIMEOUT_S):
+                return
             if self.activity.busy == 0:
                 return
 
     def pace(self, t: float) -> None:
         self.settle()
-        self.advance(t)
-        self.settle()
+        if self.advance(t):
+            self.settle()

@@ -50,11 +50,11 @@ def resolver(fut: asyncio.Future[Any], activity: Activity | None = None) -> Call
                 fut.set_result(result)
         finally:
             if activity is not None:
-                activity.end()
+                loop.call_soon(activity.end)  # after the task this wakes has taken its next step
 
     def resolve(result: Any) -> None:
         if activity is not None:
-            activity.begin()
+            activity.begin(loop=True)
         loop.call_soon_threadsafe(settle, result)
 
     return resolve

@@ -30,14 +30,16 @@ DEDUP_APPROX = 2000  # 250 ms: one of them has no start time of its own
 
 
 class DetectedDigit(Protocol):
+    """A key press found in the audio (media.dtmf.DtmfEvent): ``start``/``end`` in pts samples."""
+
     @property
     def digit(self) -> str: ...
 
     @property
-    def start_pts(self) -> int: ...
+    def start(self) -> int: ...
 
     @property
-    def end_pts(self) -> int | None: ...
+    def end(self) -> int: ...
 
 
 class DigitDetector(Protocol):
@@ -154,7 +156,7 @@ class LegMedia:
         self.last_pts = frame.end_pts
         if self._detector is not None:
             for d in self._detector.process(frame):
-                self._digit(Digit(d.digit, d.start_pts, d.end_pts, "inband"))
+                self._digit(Digit(d.digit, d.start, d.end, "inband"))
         for op in self._ops:
             if not op.finished:
                 op.on_rx(frame)

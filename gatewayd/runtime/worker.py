@@ -33,10 +33,13 @@ class Activity:
     def __init__(self) -> None:
         self._n = 0
         self._cond = threading.Condition()
+        self.loop_touched = False  # set when work went to the control loop (see VirtualClock.settle)
 
-    def begin(self) -> None:
+    def begin(self, loop: bool = False) -> None:
         with self._cond:
             self._n += 1
+            if loop:
+                self.loop_touched = True
 
     def end(self) -> None:
         with self._cond:

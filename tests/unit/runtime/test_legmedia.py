@@ -18,8 +18,8 @@ from media.frame import FRAME_SAMPLES, AudioFrame, Samples
 @dataclass
 class FakeDigit:
     digit: str
-    start_pts: int
-    end_pts: int | None
+    start: int
+    end: int
 
 
 class ScriptedDetector:
@@ -96,7 +96,7 @@ def test_record_stops_at_duration_exactly(rt: tuple[MediaWorker, Activity]) -> N
 def test_record_terminator_cuts_the_tone_from_its_start(rt: tuple[MediaWorker, Activity]) -> None:
     w, act = rt
     # the '#' tone starts at pts 3200 (0.4 s into the recording) and is detected 40 ms later
-    det = ScriptedDetector({3520: FakeDigit("#", 3200, None)})
+    det = ScriptedDetector({3520: FakeDigit("#", 3200, 3840)})
     leg, sink, res = LegMedia("a", w, detector=det), ListSink(), []
     leg.start_op(RecordOp(RecordSpec(max_samples=80000, terminators="#*"), sink, res.append))
     feed(leg, act, ramp_frames(50))
@@ -106,7 +106,7 @@ def test_record_terminator_cuts_the_tone_from_its_start(rt: tuple[MediaWorker, A
 
 def test_record_ignores_non_terminator_digits(rt: tuple[MediaWorker, Activity]) -> None:
     w, act = rt
-    det = ScriptedDetector({800: FakeDigit("5", 640, None)})
+    det = ScriptedDetector({800: FakeDigit("5", 640, 1280)})
     leg, sink, res = LegMedia("a", w, detector=det), ListSink(), []
     leg.start_op(RecordOp(RecordSpec(max_samples=1600, terminators="#"), sink, res.append))
     feed(leg, act, ramp_frames(20))
@@ -143,7 +143,7 @@ def test_hangup_mid_recording_keeps_audio_up_to_the_disconnect_signal(rt: tuple[
 
 def test_out_of_band_and_inband_digits_are_one_key_press(rt: tuple[MediaWorker, Activity]) -> None:
     w, act = rt
-    det = ScriptedDetector({1000: FakeDigit("7", 700, None), 4000: FakeDigit("7", 3700, None)})
+    det = ScriptedDetector({1000: FakeDigit("7", 700, 1340), 4000: FakeDigit("7", 3700, 4340)})
     seen: list[str] = []
     leg = LegMedia("a", w, detector=det, on_digit=lambda d: seen.append(f"{d.digit}/{d.source}"))
     leg.inject_digit("7", 680, None, "rfc4733")  # out of band first...
