@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 Done = Callable[[Any], None]
 
+# A terminator's tone is cut from this many samples before its reported start: in-band detection
+# places the start within ±5 ms, so 10 ms more never leaves the tone's onset in the file.
+TERMINATOR_GUARD = 80
+
 
 @dataclass(frozen=True)
 class Digit:
@@ -236,7 +240,7 @@ class RecordOp(Op):
 
     def on_digit(self, d: Digit) -> None:
         if d.digit in self.spec.terminators:
-            self._stop("terminator", self._rel(d.start_pts), d.digit)
+            self._stop("terminator", self._rel(d.start_pts) - TERMINATOR_GUARD, d.digit)
 
     def on_end(self, reason: str, cut_pts: int | None) -> None:
         self._stop("hangup" if reason == "hangup" else reason, self._rel(cut_pts))

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from gatewayd.runtime.legmedia import LegMedia
-from gatewayd.runtime.ops import CollectOp, CollectSpec, PauseOp, Playback, ReceiveDigitsOp, RecordOp, RecordSpec
+from gatewayd.runtime.ops import (
+    TERMINATOR_GUARD,
+    CollectOp,
+    CollectSpec,
+    PauseOp,
+    Playback,
+    ReceiveDigitsOp,
+    RecordOp,
+    RecordSpec,
+)
 from gatewayd.runtime.worker import Activity, MediaWorker
 from media.frame import FRAME_SAMPLES, AudioFrame, Samples
 
@@ -100,8 +109,8 @@ def test_record_terminator_cuts_the_tone_from_its_start(rt: tuple[MediaWorker, A
     leg, sink, res = LegMedia("a", w, detector=det), ListSink(), []
     leg.start_op(RecordOp(RecordSpec(max_samples=80000, terminators="#*"), sink, res.append))
     feed(leg, act, ramp_frames(50))
-    assert res == [{"reason": "terminator", "terminator": "#", "samples": 3200}]
-    assert len(sink.audio) == 3200
+    assert res == [{"reason": "terminator", "terminator": "#", "samples": 3200 - TERMINATOR_GUARD}]
+    assert len(sink.audio) == 3200 - TERMINATOR_GUARD
 
 
 def test_record_ignores_non_terminator_digits(rt: tuple[MediaWorker, Activity]) -> None:
