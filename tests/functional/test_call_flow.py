@@ -86,7 +86,7 @@ def test_voicemail_records_until_the_terminator_and_plays_it_back(tmp_path: Path
     # recording starts after the 200 ms beep (within a frame); '#' pressed at 3.0 s is cut with its guard
     assert 2.8 * 8000 - TERMINATOR_GUARD - 160 <= len(audio) <= 2.8 * 8000 - TERMINATOR_GUARD
     # the speech is in it, where the caller put it
-    level = np.abs(audio.astype(float)).reshape(-1, 160).mean(axis=1)
+    level = np.abs(audio[: len(audio) // 160 * 160].astype(float)).reshape(-1, 160).mean(axis=1)
     assert level[:12].max() < 10 and level[20:100].min() > 500
     meta = store.metadata("recordings", key)
     assert meta["transaction-id"] == rec_event["CallDetails"]["TransactionId"]
