@@ -290,8 +290,8 @@ class FxoEmulator:
                 self._at(t + cpc_ms * 8, "call", restore)
             elif how == "polarity":
                 self.flip_polarity()
-            elif how in ("busy", "reorder", "dial"):
-                self._background = CadencedTone(self._tone(how))
+            elif how in ("busy", "reorder", "dial", "dial-tone"):
+                self._background = CadencedTone(self._tone("dial" if how == "dial-tone" else how))
             elif how != "silence":
                 raise ValueError(f"hang_up how={how!r}")
             call = self.calls[-1]
