@@ -2,7 +2,7 @@
 
 What the driver sees is exactly what it would see with hardware:
 
-* **control**: a pseudo-terminal speaking FXO/1 (README "FXO board control protocol"), reached through
+* **control**: a pseudo-terminal speaking FXO/1 (drivers/fxo/README.md, "FXO board control protocol"), reached through
   a stable symlink (like ``/dev/serial/by-id/...``) so that :meth:`FxoEmulator.vanish` and
   :meth:`FxoEmulator.reappear` behave like a USB board being unplugged and plugged back in;
 * **audio**: a real ALSA PCM (:class:`~drivers.emulators.alsa_fifo.AlsaFifoRig`) whose capture side
@@ -18,7 +18,7 @@ transmitted while off-hook. A second thread answers the host's commands.
 
 Scripting (all thread-safe): :meth:`ring`, :meth:`abandon`, :meth:`play`, :meth:`send_dtmf`,
 :meth:`send_tone`, :meth:`hang_up`, :meth:`flip_polarity`, :meth:`loop_glitch`, :meth:`garbage`,
-:meth:`reset_board`, :meth:`vanish`, :meth:`reappear`; observation: :attr:`off_hook`,
+:meth:`reset_board`, :meth:`vanish`, :meth:`reappear`, :meth:`pause_audio`; observation: :attr:`off_hook`,
 :meth:`wait_off_hook`, :meth:`wait_on_hook`, :meth:`record_far_end`, :attr:`events`.
 """
 
@@ -182,6 +182,7 @@ class FxoEmulator:
         self._cap_fd: int | None = None
         self._play_fd: int | None = None
         self._play_rest = b""
+        self._audio_paused = False
         self._up = StreamResampler(SAMPLE_RATE, rate) if rate != SAMPLE_RATE else None
         self._down = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
 
@@ -361,6 +362,20 @@ class FxoEmulator:
             self._vanish.clear()
             self._open_pty()
             self._note("board reappeared")
+
+    def pause_audio(self) -> None:
+        """The sound card's clock stops (a USB codec hiccup): no capture samples until resume_audio().
+
+        The FIFO stays open, so the driver's PortAudio thread simply waits for data, as it would
+        wait for a stalled device. The line's time goes on; the audio of the pause is lost."""
+        with self._cond:
+            self._audio_paused = True
+            self._note("audio paused")
+
+    def resume_audio(self) -> None:
+        with self._cond:
+            self._audio_paused = False
+            self._note("audio resumed")
 
     # ------------------------------------------------------------------ observation
     @property
@@ -582,7 +597,8 @@ class FxoEmulator:
             _, _, _, fn = heapq.heappop(self._schedule)
             fn()
         block = self._render(FRAME_SAMPLES)
-        self._write_capture(block)
+        if not self._audio_paused:
+            self._write_capture(block)
         self._drain_playback()
         self.line_time = end
         self._cond.notify_all()

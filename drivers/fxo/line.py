@@ -316,6 +316,7 @@ class FxoLine:
                 self._ports[req.leg_id] = req.port
                 self._apply(self.logic.answer(req.leg_id, now))
             else:
+                self._ports.pop(req.leg_id, None)
                 self._apply(self.logic.hangup(req.leg_id, now))
         while True:
             try:

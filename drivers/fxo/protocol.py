@@ -1,7 +1,7 @@
 """The FXO board's serial control protocol ("FXO/1"), sans-IO.
 
 The board is a DAA (hook relay, ring detector, loop-current and line-voltage sense) behind a small
-microcontroller on a USB-CDC or UART link. The full specification is in README.md, section
+microcontroller on a USB-CDC or UART link. The full specification is in drivers/fxo/README.md, section
 "FXO board control protocol (FXO/1)"; in short:
 
 * ASCII lines ``BODY*HH\\r\\n`` where ``HH`` is the XOR of every byte of ``BODY`` as two upper-case hex

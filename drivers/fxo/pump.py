@@ -171,7 +171,7 @@ class MediaPump:
                 self._cid_on = False
             elif isinstance(cmd, Detach):
                 self._set_playout_active(False)
-                self._port, self.leg_id = None, None
+                self._port, self.leg_id, self.pts = None, None, 0
                 self.playout.clear()
             else:
                 self._cid_on = cmd.on and self.cid_decoder is not None

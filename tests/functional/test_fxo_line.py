@@ -388,3 +388,16 @@ def test_start_with_an_incompatible_board(tmp_path: Path) -> None:
         line = FxoLine(FxoConfig(device=str(emu.serial_path), audio_device="fxo"))
         with pytest.raises(LineError, match="board speaks FXO/2, this driver FXO/1"):
             line.start(Events())
+
+
+def test_stalled_sound_card_ends_the_call_and_is_reported(rig_factory: Callable[..., Rig]) -> None:
+    r = rig_factory(audio_stall_s=0.5)
+    call = r.answered_call(SilencePort())
+    r.emu.pause_audio()
+    hup = r.events.wait(lambda e: isinstance(e, RemoteHangup))
+    assert hup == RemoteHangup("fxo", call.leg_id, reason="device-lost")
+    down = r.events.wait(lambda e: isinstance(e, LineStatus) and e.state == "down")
+    assert down.detail == "sound card stalled"
+    assert r.emu.wait_on_hook(10)  # the control port still works: the line is released
+    r.emu.resume_audio()
+    r.events.wait(lambda e: isinstance(e, LineStatus) and e.state == "up" and "flowing" in e.detail)

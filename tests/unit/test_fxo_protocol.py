@@ -111,3 +111,20 @@ def test_board_side_command_decoder() -> None:
             + b"Z" * 200 + b"\n" + encode_command(Command.HOOK_ON))
     assert dec.feed(wire) == [Command.HELLO, Error("CSUM"), Error("CSUM"), Error("UNKNOWN"), Error("LONG"),
                               Command.HOOK_ON]
+
+
+def test_the_readme_example_is_valid_fxo1() -> None:
+    """Every line of the specification's example transcript decodes (the doc and the code agree)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "drivers" / "fxo" / "README.md").read_text()
+    example = text.split("### Example", 1)[1].split("```")[1]
+    board = re.findall(r"board (\S+(?: \S+)*?\*[0-9A-F]{2})", example)
+    host = re.findall(r"host  (\S+(?: \S+)*?\*[0-9A-F]{2})", example)
+    assert len(board) == 10 and len(host) == 4
+    dec = MessageDecoder()
+    out = dec.feed(b"".join(line.encode() + b"\r\n" for line in board))
+    assert dec.garbage == 0 and len(out) == 10
+    cmds = CommandDecoder().feed(b"".join(line.encode() + b"\r\n" for line in host))
+    assert cmds == [Command.HELLO, Command.STATUS, Command.HOOK_OFF, Command.HOOK_ON]
