@@ -75,6 +75,7 @@ class IncomingCall(LineEvent):
     caller_name: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)  # X- headers (and User-to-User, Diversion)
     remote: str = ""  # signalling source address ("ip:port") or device path
+    request_uri_host: str = ""  # SIP Request-URI host (for RequestUriHostname rules); "" on analog lines
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from media.frame import Samples, to_int16
 
@@ -20,6 +19,8 @@ def resample(x: npt.NDArray[np.floating] | Samples, rate_in: int, rate_out: int)
     a = np.asarray(x, dtype=np.float64)
     if rate_in == rate_out or a.size == 0:
         return a.copy()
+    from scipy import signal  # imported here: most processes never resample, and scipy.signal is slow to load
+
     ratio = Fraction(rate_out, rate_in).limit_denominator(10000)
     y: npt.NDArray[np.float64] = signal.resample_poly(
         a, ratio.numerator, ratio.denominator, window=("kaiser", 8.0))

@@ -1,0 +1,195 @@
+"""The configuration model: one YAML file, typed and frozen.
+
+Every field's ``doc`` metadata is its documentation: it feeds the JSON Schema in ``config/``
+(``gatewayd config-schema``). Relative paths (``state_dir``, a local bucket's ``path``) are resolved
+against the directory of the config file. Under systemd, ``state_dir`` defaults to ``$STATE_DIRECTORY``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+HANDLER_RE = re.compile(r"^(python:[A-Za-z_][\w.]*:[A-Za-z_]\w*|https?://\S+|arn:aws:lambda:\S+|[A-Za-z0-9_-]{1,140})$")
+Country = Literal["us", "uk", "eu", "de", "fr", "es", "se"]
+
+
+def doc(text: str, **kw: Any) -> dict[str, Any]:
+    return {"doc": text, **kw}
+
+
+# ------------------------------------------------------------------------------------------ lines
+@dataclass(frozen=True)
+class SipLineConfig:
+    type: Literal["sip"]
+    name: str = field(metadata=doc("Line name, used by routing rules (TriggerType Line) and in logs/metrics."))
+    bind: str = field(default="127.0.0.1", metadata=doc("Address to listen on for SIP and RTP."))
+    port: int = field(default=5060, metadata=doc("SIP port (UDP and/or TCP).", min=0, max=65535))
+    transports: tuple[Literal["udp", "tcp"], ...] = field(default=("udp",), metadata=doc("SIP transports."))
+    public_address: str | None = field(default=None, metadata=doc("Address advertised in SDP/Contact if not bind."))
+    rtp_port_min: int = field(default=10000, metadata=doc("First RTP port.", min=1024, max=65535))
+    rtp_port_max: int = field(default=10999, metadata=doc("Last RTP port.", min=1024, max=65535))
+    codecs: tuple[Literal["PCMU", "PCMA"], ...] = field(default=("PCMU", "PCMA"),
+                                                        metadata=doc("G.711 codecs, in order."))
+    allow_from: tuple[str, ...] = field(default=("127.0.0.1/32",), metadata=doc(
+        "Source ACL: addresses/CIDRs allowed to send INVITEs; others get 403 and never reach a handler."))
+    registrar: str | None = field(default=None, metadata=doc("Register to this SIP URI (trunk with digest auth)."))
+    username: str | None = field(default=None, metadata=doc("Digest auth user for registration."))
+    password: str | None = field(default=None, metadata=doc("Digest auth password."))
+    realm: str = field(default="*", metadata=doc("Digest auth realm."))
+    rtp_timeout_s: float = field(default=30.0, metadata=doc("Hang up when no RTP arrives for this long.", min=1))
+    dtmf_inband: bool = field(default=True, metadata=doc("Also detect DTMF tones in the audio (besides RFC 4733)."))
+
+    def check(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.rtp_port_min > self.rtp_port_max:
+            out.append(("rtp_port_max", "must be >= rtp_port_min"))
+        if (self.username is None) != (self.password is None):
+            out.append(("password" if self.password is None else "username", "username and password go together"))
+        return out
+
+
+@dataclass(frozen=True)
+class ModemLineConfig:
+    type: Literal["modem"]
+    name: str = field(metadata=doc("Line name."))
+    device: str = field(metadata=doc("Serial device (e.g. /dev/gatewayd-modem0 from the udev rule) or pyserial URL."))
+    number: str = field(default="", metadata=doc("This line's phone number (the To of inbound calls)."))
+    profile: Literal["auto", "usr5637", "cx93010", "v253"] = field(
+        default="auto", metadata=doc("Chipset profile; auto picks it from ATI0/ATI3/+FMM answers."))
+    baudrate: int = field(default=115200, metadata=doc("Serial speed (8-bit audio needs >= 115200 on a UART)."))
+    rings_before_answer: int = field(default=2, metadata=doc("Offer the call after this many rings.", min=1, max=20))
+    country: Country = field(default="us", metadata=doc("Call-progress tones and caller-ID conventions."))
+    silence_hangup_s: float = field(default=30.0, metadata=doc("Treat this much silence as a remote hang-up.", min=1))
+    max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
+    dtmf_inband: bool = field(default=False, metadata=doc("Also detect DTMF in the audio (the modem reports digits)."))
+
+
+@dataclass(frozen=True)
+class FxoLineConfig:
+    type: Literal["fxo"]
+    name: str = field(metadata=doc("Line name."))
+    control_device: str = field(metadata=doc("Serial device of the FXO board's control port (or pyserial URL)."))
+    audio_device: str = field(metadata=doc("PortAudio/ALSA device name of the USB sound card."))
+    number: str = field(default="", metadata=doc("This line's phone number (the To of inbound calls)."))
+    audio_rate: int = field(default=8000, metadata=doc("Sound-card rate; resampled to 8 kHz if different."))
+    rings_before_answer: int = field(default=2, metadata=doc("Offer the call after this many rings.", min=1, max=20))
+    country: Country = field(default="us", metadata=doc("Call-progress tones and ring cadence."))
+    caller_id: Literal["bell202", "v23", "none"] = field(default="bell202", metadata=doc("Caller-ID signalling."))
+    cpc_min_ms: int = field(default=600, metadata=doc("Loop-current drop at least this long = remote hang-up.", min=10))
+    hangup_on_polarity: bool = field(default=False, metadata=doc("Polarity reversal = remote hang-up."))
+    silence_hangup_s: float = field(default=30.0, metadata=doc("Treat this much silence as a remote hang-up.", min=1))
+    max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
+    dtmf_inband: bool = field(default=True, metadata=doc("Detect DTMF in the audio."))
+
+
+LineConfig = SipLineConfig | ModemLineConfig | FxoLineConfig
+
+
+# ------------------------------------------------------------------------------------------ applications and rules
+@dataclass(frozen=True)
+class ApplicationConfig:
+    """A SIP media application: a handler plus the ids it shows in CallDetails."""
+
+    name: str = field(metadata=doc("Application name, referenced by rules."))
+    handler: str = field(metadata=doc(
+        "python:package.module:function (in-process, kept warm), http(s)://host:port (Lambda Invoke API), "
+        "arn:aws:lambda:... or a function name (AWS Lambda through boto3)."))
+    id: str | None = field(default=None, metadata=doc("SipMediaApplicationId; default: a UUID derived from name."))
+    aws_region: str = field(default="us-east-1", metadata=doc("AwsRegion in CallDetails, and the Lambda region."))
+    aws_account_id: str = field(default="000000000000", metadata=doc("AwsAccountId in CallDetails.",
+                                                                     pattern=r"\d{12}"))
+    endpoint_url: str | None = field(default=None, metadata=doc("Lambda endpoint for arn:/name handlers."))
+    timeout_s: float = field(default=20.0, metadata=doc("Handler invocation timeout (one retry follows).",
+                                                        min=0.1, max=900))
+    environment: Mapping[str, str] = field(default_factory=dict, metadata=doc(
+        "Environment variables for an in-process python: handler."))
+
+    def check(self) -> list[tuple[str, str]]:
+        if not HANDLER_RE.match(self.handler):
+            return [("handler", f"{self.handler!r} is not python:module:function, http(s)://..., "
+                                "arn:aws:lambda:... or a function name")]
+        return []
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    application: str = field(metadata=doc("Application name."))
+    priority: int = field(default=1, metadata=doc("Lower runs first; the next is tried if one fails.", min=1))
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """A SIP rule (Chime style): which calls go to which applications."""
+
+    name: str = field(metadata=doc("Rule name."))
+    trigger_type: Literal["ToPhoneNumber", "RequestUriHostname", "Line"] = field(metadata=doc(
+        "ToPhoneNumber: the called number; RequestUriHostname: the SIP Request-URI host; Line: a line name."))
+    trigger_value: str = field(metadata=doc("E.164 number, host name or line name; '*' matches any."))
+    target_applications: tuple[RuleTarget, ...] = field(metadata=doc("Applications in priority (fail-over) order."))
+    id: str | None = field(default=None, metadata=doc("SipRuleId; default: a UUID derived from name."))
+    disabled: bool = field(default=False, metadata=doc("Skip this rule."))
+
+    def check(self) -> list[tuple[str, str]]:
+        if not self.target_applications:
+            return [("target_applications", "at least one application is needed")]
+        return []
+
+
+# ------------------------------------------------------------------------------------------ buckets
+@dataclass(frozen=True)
+class LocalBucketConfig:
+    type: Literal["local"]
+    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
+    path: Path | None = field(default=None, metadata=doc(
+        "Directory (relative to the config file); default: <state_dir>/buckets/<name>."))
+
+
+@dataclass(frozen=True)
+class S3BucketConfig:
+    type: Literal["s3"]
+    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
+    bucket: str | None = field(default=None, metadata=doc("Real bucket name, if different from name."))
+    endpoint_url: str | None = field(default=None, metadata=doc("S3 endpoint (SeaweedFS, MinIO...); default: AWS."))
+    region: str | None = field(default=None, metadata=doc("Region; default: boto3's credential/config chain."))
+    profile: str | None = field(default=None, metadata=doc("AWS shared-config profile; default: the standard chain."))
+    addressing_style: Literal["auto", "path", "virtual"] = field(default="auto", metadata=doc("S3 addressing style."))
+
+
+BucketConfig = LocalBucketConfig | S3BucketConfig
+
+
+# ------------------------------------------------------------------------------------------ the rest
+@dataclass(frozen=True)
+class MediaConfig:
+    voicefocus_backend: str = field(default="builtin", metadata=doc("VoiceFocus implementation."))
+    record_max_s: float = field(default=3600.0, metadata=doc(
+        "RecordAudio length cap when DurationInSeconds is absent.", min=1))
+    upload_wait_s: float = field(default=10.0, metadata=doc(
+        "How long RecordAudio waits for the upload before ACTION_FAILED (the upload keeps retrying).", min=0.1))
+    unknown_buckets: Literal["reject", "local", "s3"] = field(default="local", metadata=doc(
+        "Buckets not listed under buckets: reject (InvalidActionParameter), a local directory, or S3 "
+        "through the standard credential chain."))
+    tts_command: tuple[str, ...] = field(default=("espeak-ng",), metadata=doc("Local text-to-speech for Speak."))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    address: str | None = field(default="127.0.0.1:9464", metadata=doc(
+        "host:port for Prometheus metrics (/metrics); null disables."))
+
+
+@dataclass(frozen=True)
+class Config:
+    lines: tuple[LineConfig, ...] = field(default=(), metadata=doc("Lines that receive calls."))
+    applications: tuple[ApplicationConfig, ...] = field(default=(), metadata=doc("SIP media applications."))
+    rules: tuple[RuleConfig, ...] = field(default=(), metadata=doc("Routing rules, first match wins."))
+    buckets: tuple[BucketConfig, ...] = field(default=(), metadata=doc("Buckets for prompts and recordings."))
+    media: MediaConfig = field(default_factory=MediaConfig, metadata=doc("Media defaults."))
+    metrics: MetricsConfig = field(default_factory=MetricsConfig, metadata=doc("Prometheus metrics."))
+    state_dir: Path | None = field(default=None, metadata=doc(
+        "Spool, local buckets and the status socket; default $STATE_DIRECTORY or ./var beside the config."))
+    log_level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=doc("Log level."))

@@ -1,0 +1,229 @@
+"""The daemon: lines → media worker → SMA sessions → handler invokers and the recording store.
+
+Lifecycle (Type=notify): configuration checked before anything starts (exit 78 on error); the store
+runs start-up recovery of spooled recordings; lines start; READY=1 once every line is up, with
+STATUS= showing live calls; WATCHDOG=1 only while the media worker's heartbeat is fresh. SIGHUP
+reloads routing, applications and buckets (a bad new config is refused and the old one stays; calls
+in progress keep the application they started with). SIGTERM/SIGINT: STOPPING=1, new calls are
+refused, live calls are hung up, recordings in progress are finished and uploaded, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from drivers.line import Line, LineError
+from gatewayd import factories
+from gatewayd.config import Config, ConfigError, load_config
+from gatewayd.metrics import MetricsServer, Registry
+from gatewayd.runtime.calls import CallManager, Services
+from gatewayd.runtime.prompts import PromptLoader
+from gatewayd.runtime.routing import Router
+from gatewayd.runtime.worker import MediaWorker
+from gatewayd.sdnotify import Notifier
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_STALE_S = 2.0  # the media worker beats at least every 0.25 s
+STOP_TIMEOUT_S = 45.0  # below the unit's TimeoutStopSec (60 s)
+
+
+class DaemonMetrics:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.calls = registry.counter("gatewayd_calls_total", "Calls by line and outcome.", ["line", "outcome"])
+        self.handler_latency = registry.histogram("gatewayd_handler_latency_seconds",
+                                                  "Handler invocation latency.", ["application"])
+        self.handler_errors = registry.counter("gatewayd_handler_errors_total",
+                                               "Handler invocations that failed.", ["application"])
+
+
+class Daemon:
+    def __init__(self, cfg: Config, config_path: Path | None = None, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.registry = Registry()
+        self.metrics = DaemonMetrics(self.registry)
+        self.worker = MediaWorker()
+        self.lines: dict[str, Line] = {}
+        self.mgr: CallManager | None = None
+        self.store: Any = None
+        self.invokers = factories.InvokerCache()
+        self._stop = asyncio.Event()
+        self._metrics_server: MetricsServer | None = None
+        self._status_server: asyncio.AbstractServer | None = None
+        self.status_path: Path | None = None
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.worker.start()
+        assert self.cfg.state_dir is not None
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = factories.build_store(self.cfg, self.registry)
+        self.store.start()
+        prompts = PromptLoader(self.store.fetch, self.cfg.media.tts_command)
+        services = Services(invoker_for=self.invokers.get, prompts=prompts,
+                            store=self.store, media=factories.media_factories(self.cfg),
+                            max_record_s=int(self.cfg.media.record_max_s))
+        self.lines = {lc.name: factories.build_line(lc, self.cfg) for lc in self.cfg.lines}
+        self.mgr = CallManager(loop, self.lines, Router(self.cfg), services, self.worker, metrics=self.metrics)
+        self._register_gauges()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        try:
+            for name, line in self.lines.items():
+                try:
+                    await asyncio.to_thread(line.start, self.mgr.sink_for(name))
+                except LineError as e:
+                    log.error("line %s did not start: %s", name, e, extra={"LINE": name})
+                    self.mgr.line_state[name] = "down"
+                else:
+                    self.mgr.line_state.setdefault(name, "up")
+            await self._start_servers()
+            self.notifier.ready(self._status_text())
+            log.info("gatewayd ready: %s", self._status_text())
+            watchdog = loop.create_task(self._watchdog())
+            await self._stop.wait()
+            watchdog.cancel()
+            self.notifier.stopping("finishing calls and uploads")
+            log.info("stopping: finishing calls and uploading recordings")
+            if not await self.mgr.drain(STOP_TIMEOUT_S):
+                log.error("stop timed out with calls or uploads pending; spooled recordings upload at next start")
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _shutdown(self) -> None:
+        for name, line in self.lines.items():
+            try:
+                await asyncio.to_thread(line.stop)
+            except Exception:
+                log.exception("line %s did not stop cleanly", name)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.stop)
+        await self.invokers.close()
+        self.worker.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+        if self._status_server is not None:
+            self._status_server.close()
+            if self.status_path is not None:
+                with contextlib.suppress(OSError):
+                    self.status_path.unlink()
+        self.notifier.close()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ reload
+    async def reload(self) -> bool:
+        """SIGHUP: routing, applications and buckets from the config file; lines need a restart."""
+        self.notifier.reloading()
+        try:
+            if self.config_path is None:
+                raise ConfigError([])
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as e:
+            for p in e.problems:
+                log.error("reload refused: %s", p)
+            self.notifier.ready(self._status_text())
+            return False
+        if [lc for lc in new.lines] != [lc for lc in self.cfg.lines]:
+            log.warning("reload: changes to lines take effect at the next restart")
+        self.cfg = new
+        assert self.mgr is not None
+        self.mgr.router = Router(new)
+        self.invokers.retain(new.applications)
+        if self.store is not None:
+            self.store.reconfigure(factories.store_buckets(new))
+        log.info("reloaded %s: %d rules, %d applications", self.config_path, len(new.rules), len(new.applications))
+        self.notifier.ready(self._status_text())
+        return True
+
+    # ------------------------------------------------------------------ watchdog, status, metrics
+    def heartbeat_fresh(self) -> bool:
+        return self.worker.alive and time.monotonic() - self.worker.heartbeat < HEARTBEAT_STALE_S
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval or 5.0
+        while True:
+            await asyncio.sleep(min(interval, 5.0))
+            if self.heartbeat_fresh():
+                self.notifier.watchdog()
+            else:
+                log.error("media worker heartbeat is stale: not feeding the watchdog")
+            self.notifier.status(self._status_text())
+
+    def _status_text(self) -> str:
+        n = len(self.mgr.calls) if self.mgr else 0
+        up = sum(1 for s in (self.mgr.line_state.values() if self.mgr else ()) if s == "up")
+        return f"{n} live call{'s' if n != 1 else ''}; {up}/{len(self.lines)} lines up"
+
+    def status(self) -> dict[str, Any]:
+        assert self.mgr is not None
+        return {
+            "version": __import__("gatewayd").__version__, "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "lines": [{"name": n, "kind": getattr(ln, "kind", "?"), "state": self.mgr.line_state.get(n, "unknown")}
+                      for n, ln in self.lines.items()],
+            "calls": self.mgr.status(),
+            "counters": {"frames_processed": self.worker.frames, "media_errors": self.worker.errors,
+                         "rx_frames_dropped": self.mgr.frames_dropped(),
+                         "spool_backlog": self.store.backlog() if self.store is not None else 0},
+            "media_worker_heartbeat_age_s": round(time.monotonic() - self.worker.heartbeat, 3),
+        }
+
+    def _register_gauges(self) -> None:
+        assert self.mgr is not None
+        mgr = self.mgr
+        self.registry.gauge("gatewayd_live_calls", "Calls in progress.", read=lambda: len(mgr.calls))
+        self.registry.gauge("gatewayd_frames_dropped_total", "Received frames dropped (media worker behind).",
+                            read=mgr.frames_dropped)
+        self.registry.gauge("gatewayd_spool_backlog", "Recordings waiting for upload.",
+                            read=lambda: self.store.backlog() if self.store is not None else 0)
+        self.registry.gauge("gatewayd_media_worker_heartbeat_age_seconds", "Seconds since the media worker ran.",
+                            read=lambda: time.monotonic() - self.worker.heartbeat)
+
+    async def _start_servers(self) -> None:
+        addr = self.cfg.metrics.address
+        if addr:
+            host, _, port = addr.rpartition(":")
+            self._metrics_server = MetricsServer(self.registry, host.strip("[]") or "127.0.0.1", int(port))
+            self._metrics_server.start()
+            log.info("metrics on http://%s:%d/metrics", *self._metrics_server.address)
+        self.status_path = status_socket_path(self.cfg)
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.status_path.unlink()
+        self._status_server = await asyncio.start_unix_server(self._serve_status, path=str(self.status_path))
+        os.chmod(self.status_path, 0o660)
+
+    async def _serve_status(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readline(), 2.0)
+            writer.write(json.dumps(self.status()).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def status_socket_path(cfg: Config) -> Path:
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    if runtime:
+        return Path(runtime.split(":")[0]) / "gatewayd.sock"
+    assert cfg.state_dir is not None
+    return cfg.state_dir / "gatewayd.sock"

@@ -1,0 +1,1 @@
+"""The call runtime: media worker, per-leg media pipelines, and the execution of SMA actions."""

@@ -1,0 +1,70 @@
+"""The sd_notify protocol (Type=notify): READY, STATUS, WATCHDOG, STOPPING, RELOADING.
+
+A datagram to ``$NOTIFY_SOCKET`` (a path, or ``@name`` for an abstract socket). Without the variable
+every call is a no-op, so the daemon runs the same outside systemd. The watchdog interval comes from
+``$WATCHDOG_USEC`` (honoured only when ``$WATCHDOG_PID`` is unset or names this process); the daemon
+pings at half of it, and only while the media worker's heartbeat is fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        addr = env.get("NOTIFY_SOCKET", "")
+        self._addr: str | None = ("\0" + addr[1:]) if addr.startswith("@") else (addr or None)
+        self._sock: socket.socket | None = None
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        self.watchdog_usec: int | None = None
+        if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+            self.watchdog_usec = int(usec)
+
+    @property
+    def enabled(self) -> bool:
+        return self._addr is not None
+
+    @property
+    def watchdog_interval(self) -> float | None:
+        """Seconds between pings (half the watchdog timeout), or None when no watchdog is set."""
+        return self.watchdog_usec / 2e6 if self.watchdog_usec else None
+
+    def send(self, *assignments: str) -> bool:
+        if self._addr is None:
+            return False
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.sendto("\n".join(assignments).encode(), self._addr)
+            return True
+        except OSError as e:
+            log.warning("sd_notify to %s failed: %s", self._addr, e)
+            return False
+
+    def ready(self, status: str = "") -> bool:
+        return self.send("READY=1", *(("STATUS=" + status,) if status else ()))
+
+    def status(self, text: str) -> bool:
+        return self.send("STATUS=" + text)
+
+    def watchdog(self) -> bool:
+        return self.send("WATCHDOG=1")
+
+    def stopping(self, status: str = "") -> bool:
+        return self.send("STOPPING=1", *(("STATUS=" + status,) if status else ()))
+
+    def reloading(self) -> bool:
+        return self.send("RELOADING=1")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

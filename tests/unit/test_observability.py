@@ -1,0 +1,120 @@
+"""sd_notify over a NOTIFY_SOCKET the test owns, queued logging with call context, metrics exposition."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gatewayd.logs import call_context, setup_logging
+from gatewayd.metrics import MetricsServer, Registry
+from gatewayd.sdnotify import Notifier
+
+
+def test_notify_messages_reach_the_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())})
+    assert n.enabled and n.watchdog_interval == 2.0
+    n.ready("2 lines up")
+    n.watchdog()
+    n.stopping()
+    got = [srv.recv(4096).decode() for _ in range(3)]
+    assert got == ["READY=1\nSTATUS=2 lines up", "WATCHDOG=1", "STOPPING=1"]
+    n.close()
+    srv.close()
+
+
+def test_abstract_socket_and_foreign_watchdog_pid() -> None:
+    name = f"gatewayd-test-{os.getpid()}"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind("\0" + name)
+    srv.settimeout(2)
+    n = Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1"})
+    assert n.watchdog_interval is None  # the watchdog is someone else's
+    assert n.status("idle")
+    assert srv.recv(100) == b"STATUS=idle"
+    srv.close()
+
+
+def test_without_notify_socket_everything_is_a_no_op() -> None:
+    n = Notifier({})
+    assert not n.enabled and not n.ready() and n.watchdog_interval is None
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_logging_goes_through_a_queue_with_call_context() -> None:
+    cap = Capture()
+    lg = setup_logging("info", cap)
+    try:
+        token = call_context.set({"CALL_ID": "c1", "TRANSACTION_ID": "t1", "LINE": "sip"})
+        logging.getLogger("gatewayd.test").info("answered %s", "x")
+        call_context.reset(token)
+        logging.getLogger("gatewayd.test").warning("plain", extra={"LINE": "modem0"})
+    finally:
+        lg.stop()
+    assert [r.getMessage() for r in cap.records] == ["answered x", "plain"]
+    r0, r1 = cap.records
+    assert (r0.CALL_ID, r0.TRANSACTION_ID, r0.LINE) == ("c1", "t1", "sip")  # type: ignore[attr-defined]
+    assert r1.LINE == "modem0" and not hasattr(r1, "CALL_ID")  # type: ignore[attr-defined]
+
+
+def test_journal_handler_sends_structured_fields() -> None:
+    journal = pytest.importorskip("systemd.journal")
+    sent: list[tuple[str, dict[str, object]]] = []
+
+    def sender(message: str, /, **fields: object) -> None:  # journal.send's shape; fields carry "msg" too
+        sent.append((message, fields))
+
+    h = journal.JournalHandler(sender_function=sender)
+    lg = setup_logging("info", h)
+    try:
+        token = call_context.set({"CALL_ID": "c9", "TRANSACTION_ID": "t9", "LINE": "fxo0"})
+        logging.getLogger("gatewayd.test").error("recording failed")
+        call_context.reset(token)
+    finally:
+        lg.stop()
+    msg, fields = sent[0]
+    assert msg == "recording failed"
+    got = (fields["CALL_ID"], fields["TRANSACTION_ID"], fields["LINE"], fields["PRIORITY"])
+    assert got == ("c9", "t9", "fxo0", "3")
+
+
+def test_metrics_exposition_over_http() -> None:
+    reg = Registry()
+    calls = reg.counter("gatewayd_calls_total", "Calls by line and outcome.", ["line", "outcome"])
+    lat = reg.histogram("gatewayd_handler_latency_seconds", "Handler latency.", buckets=(0.01, 0.1))
+    reg.gauge("gatewayd_spool_backlog", "Recordings waiting for upload.", read=lambda: 3)
+    calls.inc(line="sip", outcome="completed")
+    calls.inc(2, line="sip", outcome="completed")
+    lat.observe(0.005)
+    lat.observe(0.05)
+    lat.observe(5)
+    srv = MetricsServer(reg, "127.0.0.1", 0)
+    srv.start()
+    try:
+        host, port = srv.address
+        body = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+    finally:
+        srv.stop()
+    assert 'gatewayd_calls_total{line="sip",outcome="completed"} 3' in body
+    assert 'gatewayd_handler_latency_seconds_bucket{le="0.01"} 1' in body
+    assert 'gatewayd_handler_latency_seconds_bucket{le="0.1"} 2' in body
+    assert 'gatewayd_handler_latency_seconds_bucket{le="+Inf"} 3' in body
+    assert "gatewayd_handler_latency_seconds_count 3" in body
+    assert "gatewayd_spool_backlog 3" in body
+    assert "# TYPE gatewayd_calls_total counter" in body
