@@ -48,7 +48,7 @@ class FxoConfig:
     # -- remote hang-up supervision after answer
     cpc_min_ms: int = 600  # loop-current drop at least this long is a disconnect (DAHDI default)
     loop_settle_ms: int = 500  # after going off-hook, loop current must appear within this (+ cpc_min_ms)
-    hangup_on_polarity: bool = True
+    hangup_on_polarity: bool = False  # as DAHDI's hanguponpolarityswitch: only where the exchange does it
     polarity_guard_ms: int = 600  # reversals closer than this to the answer are not a disconnect
     hangup_on_tones: bool = True  # busy / reorder / dial tone from the call-progress detector
     country: str = "us"  # tone plan for the call-progress detector

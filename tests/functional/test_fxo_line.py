@@ -214,7 +214,7 @@ def test_card_at_48k_is_resampled_both_ways(rig_factory: Callable[..., Rig]) -> 
 
 
 def test_polarity_reversal_hangs_up(rig_factory: Callable[..., Rig]) -> None:
-    r = rig_factory(polarity_guard_ms=600)
+    r = rig_factory(hangup_on_polarity=True, polarity_guard_ms=600)
     port = SilencePort()
     call = r.answered_call(port)
     assert r.emu.wait_line_time(r.emu.calls[-1].off_hook_at + 8000, 10)

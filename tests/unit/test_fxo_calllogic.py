@@ -230,7 +230,7 @@ def test_loop_current_reported_before_the_ack_counts() -> None:
 
 
 def test_polarity_reversal_after_guard_hangs_up() -> None:
-    rig = Rig(cid=CidTiming.NONE, polarity_guard_ms=600)
+    rig = Rig(cid=CidTiming.NONE, hangup_on_polarity=True, polarity_guard_ms=600)
     leg = answered(rig)
     rig._take(rig.logic.polarity(False, rig.now, rig.pts))  # at answer: not a disconnect
     assert rig.at(RemoteHangup) == [] and rig.logic.counters.ignored_polarity == 1
