@@ -33,28 +33,14 @@ from drivers.line import (
     RemoteHangup,
     Ringing,
 )
+from media.dtmf import DtmfSender
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
-from media.tones import tone
 
 log = logging.getLogger(__name__)
 
-DTMF_FREQS = {
-    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
-    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
-    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
-    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
-}
-
-
 def dtmf_samples(digits: str, tone_ms: int = 100, gap_ms: int = 100, level_dbm0: float = -10.0) -> Samples:
-    parts: list[Samples] = []
-    for d in digits:
-        if d == ",":
-            parts.append(np.zeros(SAMPLE_RATE // 2, np.int16))
-            continue
-        parts.append(tone(DTMF_FREQS[d.upper()], level_dbm0, tone_ms * SAMPLE_RATE // 1000))
-        parts.append(np.zeros(gap_ms * SAMPLE_RATE // 1000, np.int16))
-    return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms, level_dbm0=level_dbm0)
+    return sender.read(sender.total_samples)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ class Daemon:
                             store=self.store, media=factories.media_factories(self.cfg),
                             max_record_s=int(self.cfg.media.record_max_s))
         self.lines = {lc.name: factories.build_line(lc, self.cfg) for lc in self.cfg.lines}
-        self.mgr = CallManager(loop, self.lines, Router(self.cfg), services, self.worker, metrics=self.metrics)
+        self.mgr = CallManager(loop, self.lines, Router(self.cfg), services, self.worker, metrics=self.metrics,
+                               dtmf_inband=factories.dtmf_inband(self.cfg))
         self._register_gauges()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)

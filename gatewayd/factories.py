@@ -64,10 +64,43 @@ def store_buckets(cfg: Config) -> Any:
 
 
 def build_line(lc: LineConfig, cfg: Config) -> Line:
-    if isinstance(lc, SipLineConfig | ModemLineConfig | FxoLineConfig):
+    if isinstance(lc, ModemLineConfig):
+        return _modem_line(lc)
+    if isinstance(lc, SipLineConfig | FxoLineConfig):
         raise LineError(f"line type {lc.type!r} is not available yet")
     raise LineError(f"unknown line type {lc!r}")
 
 
+def _modem_line(lc: ModemLineConfig) -> Line:
+    from drivers.modem.config import DEFAULT_HANGUP_EVENTS, ModemConfig
+    from drivers.modem.driver import ModemLine
+    from drivers.modem.supervision import ToneSupervisor
+    from media.progress import ProgressDetector
+
+    country = lc.country
+    events = DEFAULT_HANGUP_EVENTS
+    if not lc.modem_silence_s:
+        events = tuple(e for e in events if e[0] not in ("s", "q"))
+    mc = ModemConfig(device=lc.device, name=lc.name, number=lc.number, baudrate=lc.baudrate, rtscts=lc.rtscts,
+                     profile=None if lc.profile == "auto" else lc.profile, country=lc.gci,
+                     extra_init=lc.extra_init, offer_after_rings=lc.rings_before_answer,
+                     answer_after_rings=lc.rings_before_answer, hangup_events=events,
+                     modem_silence_s=lc.modem_silence_s, silence_timeout_s=lc.silence_hangup_s,
+                     max_call_s=lc.max_call_s)
+    supervisors = [lambda: ToneSupervisor(lambda: ProgressDetector(country))] if lc.detect_tones else []
+    return ModemLine(mc, supervisors=supervisors)
+
+
+def dtmf_inband(cfg: Config) -> dict[str, bool]:
+    """Which lines run the in-band DTMF detector on received audio."""
+    return {lc.name: lc.dtmf_inband for lc in cfg.lines}
+
+
 def media_factories(cfg: Config) -> MediaFactories:
-    return MediaFactories()
+    from media.dtmf import DtmfDetector, DtmfSender
+
+    def generate(digits: str, tone_ms: int, gap_ms: int) -> Any:
+        sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms)
+        return sender.read(sender.total_samples)
+
+    return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate)

@@ -1,0 +1,1 @@
+"""Device emulators shared by tests, hil/ and `gatewayd simulate`."""

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 HANDLER_RE = re.compile(r"^(python:[A-Za-z_][\w.]*:[A-Za-z_]\w*|https?://\S+|arn:aws:lambda:\S+|[A-Za-z0-9_-]{1,140})$")
-Country = Literal["us", "uk", "eu", "de", "fr", "es", "se"]
+# Call-progress tone plans of media.progress (ISO 3166 codes; uk for the United Kingdom).
+Country = Literal["us", "uk", "at", "be", "bg", "ch", "cz", "de", "dk", "ee", "es", "fi", "fr", "gr", "hu", "it",
+                  "nl", "no", "pl", "pt", "se"]
 
 
 def doc(text: str, **kw: Any) -> dict[str, Any]:
@@ -58,12 +60,21 @@ class ModemLineConfig:
     name: str = field(metadata=doc("Line name."))
     device: str = field(metadata=doc("Serial device (e.g. /dev/gatewayd-modem0 from the udev rule) or pyserial URL."))
     number: str = field(default="", metadata=doc("This line's phone number (the To of inbound calls)."))
-    profile: Literal["auto", "usr5637", "cx93010", "v253"] = field(
+    profile: Literal["auto", "usr5637", "cx93010", "intel", "v253"] = field(
         default="auto", metadata=doc("Chipset profile; auto picks it from ATI0/ATI3/+FMM answers."))
     baudrate: int = field(default=115200, metadata=doc("Serial speed (8-bit audio needs >= 115200 on a UART)."))
+    rtscts: bool = field(default=True, metadata=doc("Hardware flow control (never XON/XOFF on audio)."))
     rings_before_answer: int = field(default=2, metadata=doc("Offer the call after this many rings.", min=1, max=20))
-    country: Country = field(default="us", metadata=doc("Call-progress tones and caller-ID conventions."))
-    silence_hangup_s: float = field(default=30.0, metadata=doc("Treat this much silence as a remote hang-up.", min=1))
+    country: Country = field(default="us", metadata=doc("Call-progress tones to detect after a remote hang-up."))
+    gci: str | None = field(default=None, metadata=doc("AT+GCI country code (T.35, e.g. B4 for the UK).",
+                                                      pattern=r"[0-9A-Fa-f]{2}"))
+    extra_init: tuple[str, ...] = field(default=(), metadata=doc("More AT commands after init (e.g. AT!4886=02)."))
+    silence_hangup_s: float = field(default=30.0, metadata=doc(
+        "Software silence supervision: this much silence on the line = remote hang-up; 0 disables.", min=0))
+    modem_silence_s: float = field(default=0.0, metadata=doc(
+        "The modem's own silence report (AT+VSD) = remote hang-up; 0 disables.", min=0))
+    detect_tones: bool = field(default=True, metadata=doc(
+        "Busy, reorder and dial tone after the far end hangs up end the call (software detector)."))
     max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
     dtmf_inband: bool = field(default=False, metadata=doc("Also detect DTMF in the audio (the modem reports digits)."))
 

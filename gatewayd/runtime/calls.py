@@ -384,7 +384,8 @@ class CallManager:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, lines: Mapping[str, Line], router: Router,
                  services: Services, worker: MediaWorker, clock: Clock | None = None,
-                 activity: Activity | None = None, metrics: Any = None) -> None:
+                 activity: Activity | None = None, metrics: Any = None,
+                 dtmf_inband: Mapping[str, bool] | None = None) -> None:
         self.loop = loop
         self.lines = dict(lines)
         self.router = router
@@ -393,6 +394,7 @@ class CallManager:
         self.clock: Clock = clock or LoopClock(loop)
         self.activity = activity
         self.metrics = metrics
+        self.dtmf_inband = dict(dtmf_inband or {})
         self.calls: dict[str, Call] = {}
         self._legs: dict[tuple[str, str], tuple[Call, LegState]] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -453,7 +455,7 @@ class CallManager:
 
     def new_leg(self, call: Call, call_id: str, line: Line, line_name: str, leg_id: str, direction: str) -> LegState:
         f = self.services.media
-        want_inband = getattr(line, "dtmf_inband", True)
+        want_inband = self.dtmf_inband.get(line_name, True)
         media = LegMedia(call_id, self.worker,
                          detector=f.dtmf_detector() if (f.dtmf_detector is not None and want_inband) else None,
                          suppressor_factory=f.suppressor)

@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from gatewayd.runtime.ops import CollectOp, CollectSpec, Op, PauseOp, Playback, ReceiveDigitsOp, RecordOp, RecordSpec
 from gatewayd.runtime.services import AudioSourceError, SpoolError
 from gatewayd.runtime.worker import Activity
@@ -33,7 +31,7 @@ Result = ActionSucceeded | ActionFailed
 
 MSG_INVALID_DIGITS = "Invalid digits received."
 MSG_INPUT_TIME_LIMIT = "Input time limit exceeded."
-PAUSE_DIGIT_MS = 500  # ',' in SendDigits
+SEND_DIGITS_GAP_MS = 100  # silence between SendDigits tones (',' is a 500 ms pause)
 
 
 def ms_to_samples(ms: int, rate: int = SAMPLE_RATE) -> int:
@@ -192,14 +190,7 @@ async def send_digits(call: Call, leg: LegState, a: A.SendDigits) -> Result:
     gen = call.services.media.dtmf_generator
     if gen is None:
         return failed(A.SYSTEM_EXCEPTION, A.MSG_SYSTEM_ERROR)
-    parts: list[Samples] = []
-    for ch in a.digits:
-        if ch == ",":
-            parts.append(np.zeros(ms_to_samples(PAUSE_DIGIT_MS), np.int16))
-        else:
-            parts.append(gen(ch, a.tone_ms, 100))
-    if parts:
-        await play(leg, np.concatenate(parts))
+    await play(leg, gen(a.digits, a.tone_ms, SEND_DIGITS_GAP_MS))
     return ActionSucceeded(0)
 
 

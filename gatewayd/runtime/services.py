@@ -68,4 +68,4 @@ class MediaFactories:
 
     dtmf_detector: Callable[[], Any] | None = None
     suppressor: Callable[[], Any] | None = None
-    dtmf_generator: Callable[[str, int, int], Samples] | None = None  # (digits, tone_ms, gap_ms) → samples
+    dtmf_generator: Callable[[str, int, int], Samples] | None = None  # (digits incl. ',', tone_ms, gap_ms) → samples

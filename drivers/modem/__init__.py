@@ -1,0 +1,1 @@
+"""Path A: a V.253 USB voice modem over pyserial (see drivers/modem/driver.py)."""
