@@ -60,6 +60,7 @@ from drivers.fxo.protocol import (
     Status,
     encode_message,
 )
+from media import callerid
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, Samples, to_int16
 from media.g711 import ulaw_roundtrip
 from media.stream_resampler import StreamResampler
@@ -87,6 +88,30 @@ class CallerId:
 
 # (caller ID, "bell202" | "v23") -> line audio at 8 kHz, seizure to last stop bit
 CidRenderer = Callable[[CallerId, str], Samples]
+
+
+@dataclass(frozen=True)
+class FskCallerId:
+    """The default :data:`CidRenderer`: ``media.callerid``'s continuous-phase FSK modulator (GR-30 /
+    EN 300 659 framing), with the fault knobs of HARDWARE.md §4.3."""
+
+    level_dbm0: float = -13.5
+    bad_checksum: bool = False
+    truncate: int | None = None  # send only the first N message bytes
+    freq_error: float = 0.0  # relative, 0.01 = +1 %
+    baud_error: float = 0.0
+    mark_bits: int = 180
+
+    def __call__(self, cid: CallerId, standard: str) -> Samples:
+        when = cid.when or datetime.now()
+        if cid.sdmf:
+            msg = callerid.Message.sdmf(cid.number or "", when, absent="" if cid.number else cid.number_absent or "O")
+        else:
+            msg = callerid.Message.mdmf(number=cid.number, name=cid.name, when=when, number_absent=cid.number_absent,
+                                        name_absent=cid.name_absent)
+        return callerid.modulate(msg, standard, level_dbm0=self.level_dbm0, bad_checksum=self.bad_checksum,
+                                 truncate=self.truncate, freq_error=self.freq_error, baud_error=self.baud_error,
+                                 mark_bits=self.mark_bits)
 
 
 @dataclass(frozen=True)
@@ -141,7 +166,7 @@ class EmulatorStats:
 
 class FxoEmulator:
     def __init__(self, workdir: str | os.PathLike[str], *, rate: int = SAMPLE_RATE, country: str = "us",
-                 device: str = "fxo", cid_renderer: CidRenderer | None = None,
+                 device: str = "fxo", cid_renderer: CidRenderer | None = FskCallerId(),
                  quirks: BoardQuirks | None = None, noise_dbm0: float | None = -70.0, ulaw: bool = True,
                  seed: int = 1) -> None:
         if rate % 50:
@@ -221,20 +246,23 @@ class FxoEmulator:
     # ------------------------------------------------------------------ scripting: the exchange
     def ring(self, cid: CallerId | None = None, *, rings: int = 10, cadence: tuple[float, ...] | None = None,
              cid_timing: Literal["after-ring", "before-ring"] = "after-ring", cid_after_ring: int = 1,
-             cid_delay_s: float = 0.6, standard: str = "bell202", dtas: bool = True, start_in_s: float = 0.0) -> None:
+             cid_delay_s: float = 0.6, standard: str = "bell202", dtas: bool = True, start_in_s: float = 0.0,
+             renderer: CidRenderer | None = None) -> None:
         """Ring ``rings`` cycles (then the caller gives up), with caller ID if ``cid`` is given.
 
         ``after-ring``: the spill starts ``cid_delay_s`` after ring cycle ``cid_after_ring`` ends.
         ``before-ring`` (BT SIN227 / ETSI): line reversal, DT-AS (if ``dtas``), the spill, then ringing.
+        ``renderer`` overrides the emulator's caller-ID renderer for this call (fault injection).
         Going off-hook trips the ringing (no further edges)."""
         cad = cadence or RING_CADENCES["uk" if self.country == "uk" else "us"]
         if len(cad) % 2:
             raise ValueError("cadence: on/off pairs")
         spill = None
         if cid is not None:
-            if self.cid_renderer is None:
-                raise EmulatorError("caller ID needs a cid_renderer (media.callerid's FSK modulator)")
-            spill = np.asarray(self.cid_renderer(cid, standard), dtype=np.int16)
+            render = renderer or self.cid_renderer
+            if render is None:
+                raise EmulatorError("caller ID needs a cid_renderer (e.g. FskCallerId())")
+            spill = np.asarray(render(cid, standard), dtype=np.int16)
         with self._cond:
             t = self.line_time + round(start_in_s * SAMPLE_RATE)
             if spill is not None and cid_timing == "before-ring":

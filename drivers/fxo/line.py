@@ -27,6 +27,7 @@ from typing import Any
 from drivers.fxo.audio import PortAudioDuplex
 from drivers.fxo.calllogic import CidWindow, Effect, Emit, FxoCallLogic, Media, Phase, Resync, SetHook
 from drivers.fxo.config import CidTiming, FxoConfig
+from drivers.fxo.detectors import caller_id_decoder, tone_supervisor
 from drivers.fxo.protocol import (
     PROTOCOL,
     Ack,
@@ -97,8 +98,8 @@ def open_serial(url: str, baudrate: int, timeout: float) -> Any:
 class FxoLine:
     kind = "fxo"
 
-    def __init__(self, config: FxoConfig, *, cid_decoder_factory: CallerIdDecoderFactory | None = None,
-                 supervision_factory: SupervisionDetectorFactory | None = None,
+    def __init__(self, config: FxoConfig, *, cid_decoder_factory: CallerIdDecoderFactory | None = caller_id_decoder,
+                 supervision_factory: SupervisionDetectorFactory | None = tone_supervisor,
                  serial_opener: Callable[[str, int, float], Any] = open_serial) -> None:
         self.cfg = config
         self.name = config.name
@@ -128,7 +129,8 @@ class FxoLine:
                 log.warning("%s: no caller-ID decoder: calls are offered without caller ID", config.name)
             else:
                 cid = cid_decoder_factory(config.cid_standard)
-        sup = supervision_factory(config.country) if supervision_factory is not None else None
+        sup = (supervision_factory(config.country)
+               if supervision_factory is not None and config.hangup_on_tones else None)
         self.pump = MediaPump(config, self.capture, self.playout, wake, self._findings.put, cid, sup,
                               last_callback=lambda: self.audio.last_callback,
                               set_playout_active=self._set_playout_active)

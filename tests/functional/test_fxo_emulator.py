@@ -124,9 +124,12 @@ def test_vanish_and_reappear_keep_the_path(emu: FxoEmulator) -> None:
         host.close()
 
 
-def test_caller_id_needs_a_renderer(emu: FxoEmulator) -> None:
+def test_caller_id_needs_a_renderer(tmp_path: Path) -> None:
     from drivers.emulators.fxo import CallerId
-    with pytest.raises(EmulatorError, match="cid_renderer"):
+    with FxoEmulator(tmp_path, cid_renderer=None) as emu, pytest.raises(EmulatorError, match="cid_renderer"):
         emu.ring(CallerId(number="5551234"))
+
+
+def test_hang_up_needs_an_answered_call(emu: FxoEmulator) -> None:
     with pytest.raises(EmulatorError, match="not off-hook"):
         emu.hang_up("cpc")

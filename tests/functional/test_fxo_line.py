@@ -8,6 +8,7 @@ their order, sample positions with a stated tolerance for buffering delay).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +19,11 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from drivers.emulators.fxo import BoardQuirks, FxoEmulator
+from drivers.emulators.fxo import BoardQuirks, CallerId, FskCallerId, FxoEmulator
 from drivers.fxo.config import CidTiming, FxoConfig
 from drivers.fxo.line import FxoLine
 from drivers.line import (
+    CallerIdReceived,
     CallFailed,
     IncomingCall,
     LineError,
@@ -264,6 +266,82 @@ def test_max_call_length(rig_factory: Callable[..., Rig]) -> None:
     log = r.emu.calls[-1]
     assert log.on_hook_at is not None
     assert 1.5 * 8000 <= log.on_hook_at - log.off_hook_at <= 2.0 * 8000
+
+
+# ------------------------------------------------------------------ disconnect tones (media.progress)
+@pytest.mark.parametrize(("country", "how", "reason"), [
+    ("us", "busy", "busy-tone"), ("us", "reorder", "reorder-tone"), ("us", "dial", "dial-tone"),
+    ("uk", "busy", "busy-tone"),
+])
+def test_disconnect_tone_ends_the_call_and_marks_where_to_cut(rig_factory: Callable[..., Rig], country: str,
+                                                              how: str, reason: str) -> None:
+    r = rig_factory(emu=dict(country=country), country=country, silence_timeout_s=0)
+    port = SilencePort()
+    call = r.answered_call(port)
+    caller = voice_like(1.0, seed=9)
+    h = r.emu.play(caller)
+    assert h.done.wait(10)
+    t_tone = r.emu.hang_up(how)  # the exchange's tone follows the caller's last word
+    hup = r.events.wait(lambda e: isinstance(e, RemoteHangup), timeout=20)
+    assert r.emu.wait_on_hook(10)
+    assert (hup.leg_id, hup.reason) == (call.leg_id, reason)
+    off = r.emu.calls[-1].off_hook_at
+    assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (t_tone - off)) <= 400  # within 50 ms
+    rx = received(port)
+    # cut there, the recording keeps all of the caller and none of the tone
+    lag, corr = locate(rx[:hup.tail_start_pts], caller)
+    assert corr > 0.99 and lag + len(caller) <= hup.tail_start_pts + 80
+    tail = rx[hup.tail_start_pts + 160:]
+    assert np.sqrt(np.mean(tail.astype(float) ** 2)) > 300  # the tone (at least -24 dBm0) is in the tail
+
+
+# ------------------------------------------------------------------ caller ID (media.callerid)
+def test_caller_id_between_rings_is_decoded_before_the_offer(rig_factory: Callable[..., Rig]) -> None:
+    r = rig_factory(cid=CidTiming.AFTER_RING, rings_to_answer=2, abandon_s=8.0)
+    when = datetime.datetime(2026, 1, 2, 15, 4)
+    r.emu.ring(CallerId(number="5551234567", name="ALICE SMITH", when=when), rings=4)  # US 2 s on / 4 s off
+    call = r.events.wait(lambda e: isinstance(e, IncomingCall))
+    assert len(r.emu.event_times("RING 1")) == 1  # offered in the silence after ring 1, number known
+    assert (call.caller, call.caller_name, call.headers) == ("5551234567", "ALICE SMITH", {"X-Ring-Cadence": "2000"})
+    r.line.answer(call.leg_id, SilencePort())
+    assert r.emu.wait_off_hook(15)
+    assert len(r.emu.event_times("RING 1")) == 2  # answered on ring 2
+    assert r.events.of(CallerIdReceived) == []
+
+
+@pytest.mark.parametrize(("cid", "renderer", "caller", "extra"), [
+    (CallerId(number="5551234", sdmf=True), None, "5551234", None),
+    (CallerId(number_absent="P", name_absent="P"), None, "anonymous", None),
+    (CallerId(number="5559876", name="BAD SUM"), FskCallerId(bad_checksum=True), "",
+     CallerIdReceived("fxo", "", caller="5559876", caller_name="BAD SUM", checksum_ok=False)),
+    (CallerId(number="5550001", name="LOW AND OFF"), FskCallerId(level_dbm0=-35, freq_error=0.01, baud_error=-0.01),
+     "5550001", None),
+])
+def test_caller_id_variants(rig_factory: Callable[..., Rig], cid: CallerId, renderer: FskCallerId | None,
+                            caller: str, extra: CallerIdReceived | None) -> None:
+    r = rig_factory(cid=CidTiming.AFTER_RING)
+    r.emu.ring(cid, rings=2, cadence=(0.5, 2.5), renderer=renderer)
+    call = r.events.wait(lambda e: isinstance(e, IncomingCall))
+    assert call.caller == caller
+    assert len(r.emu.event_times("RING 1")) == 1
+    if extra is not None:
+        got = r.events.wait(lambda e: isinstance(e, CallerIdReceived))
+        assert got == dataclasses.replace(extra, leg_id=call.leg_id)
+    else:
+        assert r.events.of(CallerIdReceived) == []
+
+
+def test_uk_caller_id_before_the_first_ring(rig_factory: Callable[..., Rig]) -> None:
+    r = rig_factory(emu=dict(country="uk"), country="uk", cid=CidTiming.BEFORE_RING, cid_standard="v23",
+                    rings_to_answer=1)
+    r.emu.ring(CallerId(number="02079460000", name="BOB"), rings=3, cid_timing="before-ring", standard="v23")
+    call = r.events.wait(lambda e: isinstance(e, IncomingCall))
+    assert (call.caller, call.caller_name) == ("02079460000", "BOB")
+    assert call.headers == {"X-Ring-Cadence": "400,200,400"}  # the double ring is one ring
+    pol = r.emu.event_times("POL -")
+    assert pol and pol[0] < r.emu.event_times("RING 1")[0]  # line reversal, DT-AS and FSK came first
+    r.line.answer(call.leg_id, SilencePort())
+    assert r.emu.wait_off_hook(10)
 
 
 # ------------------------------------------------------------------ ringing
