@@ -295,6 +295,24 @@ def test_disconnect_tone_ends_the_call_and_marks_where_to_cut(rig_factory: Calla
     assert np.sqrt(np.mean(tail.astype(float) ** 2)) > 300  # the tone (at least -24 dBm0) is in the tail
 
 
+def test_inband_dtmf_reaches_the_daemons_detector(rig_factory: Callable[..., Rig]) -> None:
+    """The driver leaves DTMF to the media pipeline: what it delivers must be detectable, at the right pts."""
+    from media.dtmf import DtmfDetector
+
+    r = rig_factory()
+    port = SilencePort()
+    r.answered_call(port)
+    h = r.emu.send_dtmf("159*#0D", on_ms=60, off_ms=60, level_dbm0=-20.0, twist_db=-4.0, freq_offset_pct=1.0)
+    assert h.done.wait(10)
+    assert r.emu.wait_line_time(h.ended_at + 2400, 10)
+    det = DtmfDetector()
+    events = [e for f in port.received for e in det.process(f)]
+    assert "".join(e.digit for e in events) == "159*#0D"
+    first = h.started_at - r.emu.calls[-1].off_hook_at
+    assert abs(events[0].start - first) <= 400
+    assert all(abs(e.duration - 480) <= 80 for e in events)
+
+
 # ------------------------------------------------------------------ caller ID (media.callerid)
 def test_caller_id_between_rings_is_decoded_before_the_offer(rig_factory: Callable[..., Rig]) -> None:
     r = rig_factory(cid=CidTiming.AFTER_RING, rings_to_answer=2, abandon_s=8.0)
