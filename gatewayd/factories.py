@@ -99,7 +99,9 @@ def fetcher(store: RecordingStore) -> Callable[[str, str], bytes]:
 def build_line(lc: LineConfig, cfg: Config) -> Line:
     if isinstance(lc, ModemLineConfig):
         return _modem_line(lc)
-    if isinstance(lc, SipLineConfig | FxoLineConfig):
+    if isinstance(lc, FxoLineConfig):
+        return _fxo_line(lc)
+    if isinstance(lc, SipLineConfig):
         raise LineError(f"line type {lc.type!r} is not available yet")
     raise LineError(f"unknown line type {lc!r}")
 
@@ -122,6 +124,24 @@ def _modem_line(lc: ModemLineConfig) -> Line:
                      max_call_s=lc.max_call_s)
     supervisors = [lambda: ToneSupervisor(lambda: ProgressDetector(country))] if lc.detect_tones else []
     return ModemLine(mc, supervisors=supervisors)
+
+
+def _fxo_line(lc: FxoLineConfig) -> Line:
+    """FXO board + sound card (drivers/fxo). Caller ID: the UK sends it before the first ring after a
+    line reversal (BT SIN227), everyone else after the first ring; disconnect tones per ``country``."""
+    from drivers.fxo.config import CidTiming, FxoConfig
+    from drivers.fxo.line import FxoLine
+
+    if lc.caller_id == "none":
+        cid = CidTiming.NONE
+    else:
+        cid = CidTiming.BEFORE_RING if lc.country == "uk" else CidTiming.AFTER_RING
+    fc = FxoConfig(name=lc.name, device=lc.control_device, audio_device=lc.audio_device, audio_rate=lc.audio_rate,
+                   called_number=lc.number, rings_to_answer=lc.rings_before_answer, country=lc.country, cid=cid,
+                   cid_standard="bell202" if lc.caller_id == "none" else lc.caller_id, cpc_min_ms=lc.cpc_min_ms,
+                   hangup_on_polarity=lc.hangup_on_polarity, silence_timeout_s=lc.silence_hangup_s,
+                   max_call_s=lc.max_call_s)
+    return FxoLine(fc)
 
 
 def dtmf_inband(cfg: Config) -> dict[str, bool]:
