@@ -20,6 +20,7 @@ connected to the call's audio in both directions, clocked by pjmedia every 20 ms
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import time
@@ -307,6 +308,7 @@ class SipLine:
         mt.port = cfg.rtp_port
         mt.portRange = cfg.rtp_port_range
         acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED
+        acfg.mediaConfig.lockCodecEnabled = False  # no re-INVITE after a multi-codec answer
         acfg.natConfig.iceEnabled = False
         acfg.natConfig.sdpNatRewriteUse = False
         acfg.natConfig.viaRewriteUse = False
@@ -561,6 +563,9 @@ class SipLine:
         got = parse_dtmf_info(ctype, msg.body)
         if got is None:
             return
+        # pjsua answers only dtmf-relay INFOs; answer this one before pjsip's dialog sends 500
+        if not _respond_200(e.body.tsxState.src.rdata, tsx):
+            log.warning("%s: could not answer INFO application/dtmf on %s", self.name, leg.leg_id)
         pts = leg.media.pts if leg.media is not None else 0
         self._emit(DigitReceived(self.name, leg.leg_id, got[0], DigitSource.SIP_INFO, start_pts=pts))
 
@@ -636,6 +641,36 @@ class SipLine:
         if leg.call is not None:
             leg.call.leg = None
             leg.call = None
+
+
+def _respond_200(rdata: Any, tsx: Any) -> bool:
+    """Send 200 OK on a UAS transaction that pjsua2 does not answer itself (pjsip C API through ctypes;
+    called on the pjsua2 thread inside the transaction's state callback)."""
+    try:
+        lib = _pjlib()
+        tdata = ctypes.c_void_p()
+        st = lib.pjsip_endpt_create_response(lib.pjsua_get_pjsip_endpt(), ctypes.c_void_p(int(rdata.pjRxData)), 200,
+                                             None, ctypes.byref(tdata))
+        if st != 0:
+            return False
+        return int(lib.pjsip_tsx_send_msg(ctypes.c_void_p(int(tsx.pjTransaction)), tdata)) == 0
+    except (OSError, AttributeError, TypeError, ValueError):
+        return False
+
+
+_PJLIB: ctypes.CDLL | None = None
+
+
+def _pjlib() -> ctypes.CDLL:
+    global _PJLIB
+    if _PJLIB is None:
+        lib = ctypes.CDLL(pj._pjsua2.__file__)
+        lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
+        lib.pjsip_endpt_create_response.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                                    ctypes.POINTER(ctypes.c_void_p)]
+        lib.pjsip_tsx_send_msg.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        _PJLIB = lib
+    return _PJLIB
 
 
 def _status_of(e: Any) -> int:
