@@ -181,18 +181,25 @@ def sipp_dir(tmp_path: Path) -> Path:
 
 
 def run_sipp(cwd: Path, target: str, *args: str, calls: int = 1, timeout: float = 60.0, transport: str = "u1",
-             wait: bool = True) -> SippResult | subprocess.Popen[str]:
+             local_port: int = 0) -> SippResult:
+    proc, err = start_sipp(cwd, target, *args, calls=calls, timeout=timeout, transport=transport,
+                           local_port=local_port)
+    return finish_sipp(proc, err, timeout)
+
+
+def start_sipp(cwd: Path, target: str, *args: str, calls: int = 1, timeout: float = 60.0, transport: str = "u1",
+               local_port: int = 0) -> tuple[subprocess.Popen[str], Path]:
+    """Start SIPp (as UAC towards ``target``, or as UAS when ``target`` is "") without waiting for it."""
     need("sipp")
-    local = free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
+    local = local_port or free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
     err = cwd / f"sipp-{local}-errors.log"
-    cmd = ["sipp", target, "-i", "127.0.0.1", "-p", str(local), "-mp", str(free_port_block(8)), "-t", transport,
+    cmd = ["sipp", *([target] if target else []), "-i", "127.0.0.1", "-p", str(local),
+           "-mp", str(free_port_block(8)), "-t", transport,
            "-m", str(calls), "-l", str(calls), "-r", str(max(calls, 1)), "-nostdin",
            "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err", "-error_file", str(err), *args]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
-    if not wait:
-        return proc
-    return finish_sipp(proc, err, timeout)
+    return proc, err
 
 
 def finish_sipp(proc: subprocess.Popen[str], err: Path | None = None, timeout: float = 60.0) -> SippResult:
@@ -255,8 +262,8 @@ def best_alignment(reference: Samples, recording: Samples, max_lag: int) -> tupl
     ref = reference.astype(np.float64)
     rec = recording.astype(np.float64)
     n = len(ref)
-    if len(rec) < n:
-        rec = np.concatenate([rec, np.zeros(n - len(rec))])
+    if len(rec) < n + max_lag:  # a recording cut short still aligns (its end compares with silence)
+        rec = np.concatenate([rec, np.zeros(n + max_lag - len(rec))])
     size = 1 << int(np.ceil(np.log2(len(rec) + n)))
     xc = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size)), size)
     lags = np.arange(0, min(max_lag, len(rec) - n) + 1)
@@ -283,7 +290,8 @@ class Match:
         return sum(c > threshold for c in self.segments) / len(self.segments)
 
     def good(self, threshold: float = 0.98) -> bool:
-        return self.median > threshold and self.fraction_above(threshold - 0.08) >= 0.9
+        return (len(self.segments) >= 3 and self.median > threshold
+                and self.fraction_above(threshold - 0.08) >= 0.8)
 
 
 def match(reference: Samples, recording: Samples, max_lag: int, segment: int = 4000, slip: int = 480) -> Match:
@@ -294,6 +302,8 @@ def match(reference: Samples, recording: Samples, max_lag: int, segment: int = 4
         ref = reference[start:start + segment].astype(np.float64)
         if np.sqrt(np.mean(ref * ref)) < 30:  # silent stretch: nothing to compare
             continue
+        if lag + start + segment > len(rec):
+            break  # the recording ended (the far end hung up): compare what was recorded
         best = 0.0
         for d in range(-slip, slip + 1, 1):
             at = lag + start + d
