@@ -36,6 +36,9 @@ PTIME_MS = 20
 POLL_MS = 10  # libHandleEvents timeout: the latency of queued commands
 TICK_S = 0.2  # period of the lines' housekeeping (RTP timeout, dial timeout, reaping)
 MAX_CALLS = 128
+JB_MIN_MS = 60  # jitter buffer: prefetch never below this
+JB_MAX_PRE_MS = 200
+JB_MAX_MS = 500
 #: pjsua2 log levels -> Python logging levels
 _LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
@@ -47,6 +50,15 @@ def _quiet_pjlib() -> None:
         lib.pj_log_set_level(0)
     except (OSError, AttributeError):  # a build without the symbol: only a few start-up lines on stdout
         pass
+
+
+def _max_calls() -> int:
+    """Concurrent calls pjsua accepts (``uaConfig.maxCalls`` clamped to the build's PJSUA_MAX_CALLS)."""
+    try:
+        lib = ctypes.CDLL(pj._pjsua2.__file__)
+        return int(lib.pjsua_call_get_max_count())
+    except (OSError, AttributeError):
+        return MAX_CALLS
 
 
 class _LogWriter(pj.LogWriter):  # type: ignore[misc]
@@ -75,6 +87,7 @@ class SipEndpoint:
         self._writer: _LogWriter | None = None
         self._thread = threading.Thread(target=self._run, name="pjsua2", daemon=True)
         self._codec_order: tuple[str, ...] = ()
+        self.max_calls = 0  # known once the library is up
 
     # ------------------------------------------------------------------ lifetime (any thread)
     @classmethod
@@ -169,6 +182,12 @@ class SipEndpoint:
         cfg.medConfig.ecTailLen = 0  # no echo canceller: the daemon does its own audio processing
         cfg.medConfig.maxMediaPorts = 2 * MAX_CALLS + 8
         cfg.medConfig.threadCnt = 1  # RTP receive on a C thread of its own (no Python there)
+        # A steadier jitter buffer than pjmedia's default (which adapts down to 1 frame and then stretches or
+        # discards audio when arrival jitter grows): recordings matter more here than 40 ms of latency.
+        cfg.medConfig.jbInit = JB_MIN_MS
+        cfg.medConfig.jbMinPre = JB_MIN_MS
+        cfg.medConfig.jbMaxPre = JB_MAX_PRE_MS
+        cfg.medConfig.jbMax = JB_MAX_MS
         self._writer = _LogWriter()
         cfg.logConfig.writer = self._writer
         cfg.logConfig.level = self._log_level
@@ -179,6 +198,10 @@ class SipEndpoint:
         ep.audDevManager().setNullDev()
         ep.libStart()
         self.ep = ep
+        self.max_calls = _max_calls()
+        if self.max_calls < MAX_CALLS:
+            log.warning("this pjsua2 build takes at most %d concurrent calls per process (compiled-in "
+                        "PJSUA_MAX_CALLS); build pjproject with a larger PJSUA_MAX_CALLS for more", self.max_calls)
         self.set_codecs(("PCMU", "PCMA"))
 
     def _run(self) -> None:

@@ -78,6 +78,9 @@ class LegStats:
     rtp_packets: int
     rtp_lost: int
     rtp_discarded: int
+    jb_discarded: int = 0  # frames the jitter buffer threw away (too full / drift)
+    jb_lost: int = 0  # frames it never got (concealed)
+    jb_empty: int = 0  # reads from an empty jitter buffer (concealed or silence)
 
 
 class _Leg:
@@ -98,6 +101,7 @@ class _Leg:
         self.rtp_pkts = 0
         self.rtp_lost = 0
         self.rtp_discarded = 0
+        self.jb = (0, 0, 0)  # jitter buffer discard, lost, empty
         self.rtp_seen_at = 0.0
         self.rfc4733 = False
         self.last_dtmf: tuple[str, int] | None = None  # (digit, timestamp) of the last RFC 4733 event
@@ -247,7 +251,13 @@ class SipLine:
             return None
         m = leg.media
         return LegStats(m.frames_rx, m.frames_tx, m.bad_frames, m.errors, leg.rtp_pkts, leg.rtp_lost,
-                        leg.rtp_discarded)
+                        leg.rtp_discarded, *leg.jb)
+
+    @property
+    def max_calls(self) -> int:
+        """Concurrent calls the process-wide pjsua2 endpoint accepts (0 before ``start``); the PyPI wheel is
+        built with PJSUA_MAX_CALLS = 4, further INVITEs get 486 from pjsua."""
+        return self._ep.max_calls if self._ep is not None else 0
 
     @property
     def registered(self) -> bool:
@@ -596,10 +606,12 @@ class SipLine:
                 continue
             if leg.connected and leg.mport is not None:
                 try:
-                    rx = call.getStreamStat(0).rtcp.rxStat
+                    st = call.getStreamStat(0)
+                    rx = st.rtcp.rxStat
                     pkts = int(rx.pkt)
                     leg.rtp_lost = int(rx.loss)
                     leg.rtp_discarded = int(rx.discard)
+                    leg.jb = (int(st.jbuf.discard), int(st.jbuf.lost), int(st.jbuf.empty))
                 except pj.Error:
                     continue
                 if pkts != leg.rtp_pkts:
@@ -632,7 +644,7 @@ class SipLine:
             m = leg.media
             # the stream is gone once the call is disconnected: these are the last figures the tick read
             leg.stats_final = LegStats(m.frames_rx, m.frames_tx, m.bad_frames, m.errors, leg.rtp_pkts,
-                                       leg.rtp_lost, leg.rtp_discarded)
+                                       leg.rtp_lost, leg.rtp_discarded, *leg.jb)
             self.finished_stats[leg.leg_id] = leg.stats_final
         leg.connected = False  # pjsua removed the call's stream from the bridge: nothing to stop
 

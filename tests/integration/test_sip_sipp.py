@@ -333,3 +333,73 @@ def test_two_trunks_share_the_endpoint_and_route_by_port(tmp_path: Path) -> None
         ev_b.wait(RemoteHangup, inc.leg_id)
         assert inc.line == "b"
         assert not [e for e in settle(ev_a) if e.leg_id]
+
+
+# ------------------------------------------------------------------ registration with digest auth
+REGISTRAR = """
+  <recv request="REGISTER"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 401 Unauthorized
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      WWW-Authenticate: Digest realm="gw.test", nonce="47364c23432d2e131a5fb210812c", algorithm=MD5
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="REGISTER">
+    <action>
+      <verifyauth assign_to="authvalid" username="alice" password="s3cret"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good"/>
+  <send next="end">
+    <![CDATA[
+      SIP/2.0 403 Forbidden
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <label id="good"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Contact:];expires=300
+      Content-Length: 0
+    ]]>
+  </send>
+  <label id="end"/>
+"""
+
+
+@pytest.mark.parametrize(("password", "state", "code"), [("s3cret", "up", "200"), ("wrong", "down", "403")])
+def test_registration_with_digest_auth(tmp_path: Path, password: str, state: str, code: str) -> None:
+    from drivers.line import LineStatus
+    from tests.integration.sip_peers import finish_sipp, free_port, start_sipp
+
+    cwd = sipp_dir(tmp_path)
+    scen = write_scenario(cwd, "registrar", REGISTRAR)
+    reg_port = free_port()
+    proc, err = start_sipp(cwd, "", "-sf", str(scen), local_port=reg_port, timeout=30)
+    try:
+        time.sleep(0.5)
+        with started_line(registrar=f"sip:127.0.0.1:{reg_port}", username="alice", password=password,
+                          allowed_peers=()) as (line, events):
+            status = events.wait(LineStatus)
+            assert line.registered is (state == "up")
+    finally:
+        r = finish_sipp(proc, err, 30)
+    assert (status.state, status.detail.split()[1]) == (state, code)
+    assert r.returncode == 0, r.errors[-2000:]
