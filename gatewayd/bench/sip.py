@@ -146,8 +146,8 @@ def check_recording(rec: Samples, ref: Samples) -> tuple[bool, bool, float]:
     """(complete, audible, worst segment correlation) of a recording against the audio that was sent.
 
     The reference is found by cross-correlation (the delay search); then every 0.5 s segment with sound in
-    it must correlate above 0.9 within ±3 frames of that alignment. A lost, discarded or inserted frame
-    breaks the segment it falls in.
+    it must correlate above 0.9 within ±3 frames of the previous segment's alignment, and the alignment
+    must not move: a lost, discarded or inserted frame breaks the segment it falls in, or moves the next.
     """
     audible = bool(len(rec)) and float(np.sqrt(np.mean(rec.astype(np.float64) ** 2))) > AUDIBLE_RMS
     x = rec.astype(np.float64)
@@ -163,6 +163,7 @@ def check_recording(rec: Samples, ref: Samples) -> tuple[bool, bool, float]:
     lags = np.concatenate([np.arange(-SAMPLE_RATE, 0), np.arange(0, min(len(x), 2 * SAMPLE_RATE))])
     base = int(lags[np.argmax(xc[lags])])
     slip = 480
+    slips = 0
     for s in range(0, len(r) - seg + 1, seg):
         ref_seg = r[s:s + seg]
         if np.sqrt(np.mean(ref_seg ** 2)) < 30:
@@ -182,10 +183,13 @@ def check_recording(rec: Samples, ref: Samples) -> tuple[bool, bool, float]:
                 c = np.where(den > 0, dots / den, 0.0)
             best = float(np.max(c))
             if best > 0.95:  # follow the alignment: a concealed or dropped frame moves the rest of the call
-                base += int(np.argmax(c)) - (base + s - max(0, lo))
+                found = max(0, lo) + int(np.argmax(c)) - s
+                if abs(found - base) > 8:
+                    slips += 1  # audio moved between two segments: frames were dropped or inserted there
+                base = found
         worst = min(worst, best)
         n_ok += best > 0.9
-    return (n > 0 and n_ok == n), audible, round(worst, 4)
+    return (n > 0 and n_ok == n and slips == 0), audible, round(worst, 4)
 
 
 def reference_signal(seconds: float) -> Samples:
