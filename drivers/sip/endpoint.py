@@ -36,9 +36,6 @@ PTIME_MS = 20
 POLL_MS = 10  # libHandleEvents timeout: the latency of queued commands
 TICK_S = 0.2  # period of the lines' housekeeping (RTP timeout, dial timeout, reaping)
 MAX_CALLS = 128
-JB_MIN_MS = 60  # jitter buffer: prefetch never below this
-JB_MAX_PRE_MS = 200
-JB_MAX_MS = 500
 #: pjsua2 log levels -> Python logging levels
 _LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
@@ -182,12 +179,6 @@ class SipEndpoint:
         cfg.medConfig.ecTailLen = 0  # no echo canceller: the daemon does its own audio processing
         cfg.medConfig.maxMediaPorts = 2 * MAX_CALLS + 8
         cfg.medConfig.threadCnt = 1  # RTP receive on a C thread of its own (no Python there)
-        # A steadier jitter buffer than pjmedia's default (which adapts down to 1 frame and then stretches or
-        # discards audio when arrival jitter grows): recordings matter more here than 40 ms of latency.
-        cfg.medConfig.jbInit = JB_MIN_MS
-        cfg.medConfig.jbMinPre = JB_MIN_MS
-        cfg.medConfig.jbMaxPre = JB_MAX_PRE_MS
-        cfg.medConfig.jbMax = JB_MAX_MS
         self._writer = _LogWriter()
         cfg.logConfig.writer = self._writer
         cfg.logConfig.level = self._log_level

@@ -348,6 +348,7 @@ class SipLine:
             ep.ep.libHandleEvents(10)
         for leg in list(self._legs.values()):
             self._release_leg(leg)
+            self._free(leg)  # break the Call <-> leg cycle: no Call may outlive libDestroy
         self._legs.clear()
         for leg in self._graveyard:
             self._free(leg)

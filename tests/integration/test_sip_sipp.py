@@ -403,3 +403,25 @@ def test_registration_with_digest_auth(tmp_path: Path, password: str, state: str
         r = finish_sipp(proc, err, 30)
     assert (status.state, status.detail.split()[1]) == (state, code)
     assert r.returncode == 0, r.errors[-2000:]
+
+
+def test_stop_with_calls_up_sends_bye_and_the_stack_restarts(tmp_path: Path) -> None:
+    from tests.integration.sip_peers import finish_sipp, start_sipp
+
+    cwd = sipp_dir(tmp_path)
+    with started_line() as (line, events):
+        Answerer(line, events)
+        proc, err = start_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sn", "uac_pcap", calls=2, timeout=30)
+        events.wait(IncomingCall, count=2)
+        time.sleep(1.0)
+        assert line.active_legs == 2
+    # the line stopped with two calls up: each got a BYE (SIPp's uac_pcap did not expect it)
+    r = finish_sipp(proc, err, 30)
+    assert r.returncode != 0 and r.errors.count("unexpected BYE") >= 2
+    # pjsua2 was destroyed with no Call left behind (else the process would have aborted); it starts again
+    with started_line() as (line2, events2):
+        Answerer(line2, events2)
+        ok(run_sipp(cwd, f"127.0.0.1:{line2.local_port()}", "-sn", "uac_pcap"))
+        inc = events2.wait(IncomingCall)
+        events2.wait(RemoteHangup, inc.leg_id)
+    assert not events.of(RemoteHangup)  # our own hang-up is not reported as the far end's
