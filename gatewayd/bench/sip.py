@@ -43,6 +43,8 @@ from media.wav import WavWriter, read_wav
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 AUDIBLE_RMS = 200.0
+RTP_BASE = 40000  # driver target: worker k takes RTP ports RTP_BASE + k * RTP_PORTS_PER_WORKER upwards
+RTP_PORTS_PER_WORKER = 400
 
 
 def register(sub: Any) -> None:
@@ -293,7 +295,7 @@ def _sipp(work: Path, target: str, calls: int, rate: float, timeout: float,
          "-p", str(_free_port()), "-mp", str(_free_port() & ~1), "-m", str(calls), "-l", str(calls),
          "-r", str(rate), "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
          "-error_file", str(work / "sipp-errors.log"), *extra],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
 
 
 def with_destinations(xml: str) -> str:
@@ -305,7 +307,7 @@ def with_destinations(xml: str) -> str:
 
 
 # ------------------------------------------------------------------ driver target: recording worker(s)
-def serve(outdir: Path, announce: Any, stop: threading.Event) -> dict[str, Any]:
+def serve(outdir: Path, announce: Any, stop: threading.Event, rtp_port: int = 0) -> dict[str, Any]:
     """Run a recording SipLine until ``stop``; ``announce(port, max_calls)`` once it listens.
 
     Returns this process's CPU seconds while serving and, per leg, its counters and recording path.
@@ -316,7 +318,8 @@ def serve(outdir: Path, announce: Any, stop: threading.Event) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
     ports: dict[str, RecordingPort] = {}
     lock = threading.Lock()
-    line = SipLine(SipTrunkConfig("bench", port=0, allowed_peers=("127.0.0.1",), rtp_timeout_s=10))
+    line = SipLine(SipTrunkConfig("bench", port=0, allowed_peers=("127.0.0.1",), rtp_timeout_s=10,
+                                  rtp_port=rtp_port, rtp_port_range=RTP_PORTS_PER_WORKER if rtp_port else 0))
 
     def sink(ev: LineEvent) -> None:
         if isinstance(ev, IncomingCall):
@@ -356,8 +359,8 @@ def serve(outdir: Path, announce: Any, stop: threading.Event) -> dict[str, Any]:
     return {"cpu_s": cpu, "legs": legs}
 
 
-def _worker_main(outdir: str) -> int:
-    """``python -m gatewayd.bench.sip OUTDIR``: one serving process (stdin closed = stop)."""
+def _worker_main(outdir: str, rtp_port: int) -> int:
+    """``python -m gatewayd.bench.sip OUTDIR RTP_PORT``: one serving process (stdin closed = stop)."""
     stop = threading.Event()
 
     def announce(port: int, max_calls: int) -> None:
@@ -369,14 +372,15 @@ def _worker_main(outdir: str) -> int:
         stop.set()
 
     threading.Thread(target=wait_stdin, daemon=True).start()
-    summary = serve(Path(outdir), announce, stop)
+    summary = serve(Path(outdir), announce, stop, rtp_port)
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0
 
 
 class _Worker:
-    def __init__(self, outdir: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd.bench.sip", str(outdir)], text=True,
+    def __init__(self, outdir: Path, rtp_port: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd.bench.sip", str(outdir), str(rtp_port)],
+                                     text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
@@ -396,10 +400,11 @@ def bench_driver(args: argparse.Namespace, work: Path, ref: Samples) -> BenchRes
     seconds = len(ref) / SAMPLE_RATE
     res = BenchResult("driver", args.calls, seconds)
     outdir = args.keep or work / "rec"
-    workers = [_Worker(outdir / "w0")]
+    # separate RTP port ranges, so that workers do not race each other for RTP/RTCP pairs
+    workers = [_Worker(outdir / "w0", RTP_BASE)]
     per = max(1, workers[0].max_calls)
     while per * len(workers) < args.calls:
-        workers.append(_Worker(outdir / f"w{len(workers)}"))
+        workers.append(_Worker(outdir / f"w{len(workers)}", RTP_BASE + RTP_PORTS_PER_WORKER * len(workers)))
     res.processes = len(workers)
     res.calls_per_process = per
     xml = (work / "bench.xml").read_text()
@@ -456,7 +461,8 @@ def bench_daemon(args: argparse.Namespace, work: Path, ref: Samples) -> BenchRes
         ["sipp", hostport, *cmd_extra, "-sf", str(work / "bench.xml"), "-i", "127.0.0.1", "-p", str(_free_port()),
          "-mp", str(_free_port() & ~1),
          "-m", str(args.calls), "-l", str(args.calls), "-r", str(args.rate), "-nostdin", "-timeout",
-         f"{int(timeout)}s", "-timeout_error"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+         f"{int(timeout)}s", "-timeout_error"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     _, err = proc.communicate(timeout=timeout + 30)
     time.sleep(3)  # the daemon closes and stores its recordings
     t1, child1 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -490,4 +496,4 @@ def _summarise(res: BenchResult) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1]))
+    sys.exit(_worker_main(sys.argv[1], int(sys.argv[2])))
