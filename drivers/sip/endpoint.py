@@ -180,6 +180,9 @@ class SipEndpoint:
         cfg.medConfig.maxMediaPorts = 2 * MAX_CALLS + 8
         cfg.medConfig.threadCnt = 1  # RTP receive on a C thread of its own (no Python there)
         self._writer = _LogWriter()
+        # Endpoint.libDestroy() deletes the writer: hand it over to C++, or Python deletes it a second
+        # time when this object goes away (heap corruption that crashes the process later, anywhere)
+        self._writer.__disown__()
         cfg.logConfig.writer = self._writer
         cfg.logConfig.level = self._log_level
         cfg.logConfig.consoleLevel = self._log_level
@@ -244,3 +247,4 @@ class SipEndpoint:
         except Exception:
             log.exception("pjsua2 shutdown failed")
         self.ep = None
+        self._writer = None  # deleted by libDestroy

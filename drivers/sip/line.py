@@ -14,7 +14,14 @@ engine an :class:`IncomingCall`; :meth:`SipLine.answer` sends 200 OK and attache
 Outbound (:meth:`SipLine.dial`, CallAndBridge / NEW_OUTBOUND_CALL): Ringing, then Answered or CallFailed.
 
 Each answered leg has its own :class:`~drivers.sip.port.LegPort` in pjmedia's conference bridge,
-connected to the call's audio in both directions, clocked by pjmedia every 20 ms.
+connected to the call's audio in both directions, clocked by pjmedia every 20 ms. The tx audio the
+FramePort returns for pts N is sent on the next tick (20 ms later).
+
+Digits: RFC 4733 events and SIP INFO (``application/dtmf-relay`` and ``application/dtmf``, answered with
+200) become one :class:`DigitReceived` per key press. ``start_pts`` is the leg's receive time when the
+first event packet arrived; the same key press reaches the in-band detector through pjmedia's jitter
+buffer, so its in-band start is typically 0-150 ms later: the media pipeline drops an in-band digit that
+starts within that window after an out-of-band one. ``end_pts`` is ``start_pts`` + the reported duration.
 """
 
 from __future__ import annotations
