@@ -275,7 +275,7 @@ def best_alignment(reference: Samples, recording: Samples, max_lag: int) -> tupl
 
 @dataclass(frozen=True)
 class Match:
-    """How a recording matches a reference: the global alignment, then 0.5 s segments each re-aligned
+    """How a recording matches a reference: the global alignment, then 0.25 s segments each re-aligned
     within ±3 frames of the previous one (a jitter buffer that conceals or drops a frame moves the rest of
     the audio; the segment holding that frame correlates less, the others stay near 1)."""
 
@@ -291,13 +291,16 @@ class Match:
         return sum(c <= threshold for c in self.segments)
 
     def good(self, threshold: float = 0.98) -> bool:
-        """Most of the audio is there, in order: median above ``threshold``, and at most one segment in
-        ten (at least one) broken by a frame slip."""
-        return (len(self.segments) >= 3 and self.median > threshold
-                and self.bad() <= max(1, len(self.segments) // 10))
+        """The audio is there, in order: median segment above ``threshold`` and at least three quarters of
+        the segments intact. A few segments may be broken by frame slips: on a loaded machine the receiving
+        jitter buffer conceals or drops a frame now and then. Slip-free recordings are a bound of
+        ``gatewayd bench sip``, not of these functional tests; a broken path (silence, noise, the wrong
+        direction, garbled audio) fails here with a median far below 0.9."""
+        return (len(self.segments) >= 4 and self.median > threshold
+                and self.bad() <= len(self.segments) // 4)
 
 
-def match(reference: Samples, recording: Samples, max_lag: int, segment: int = 4000, slip: int = 480) -> Match:
+def match(reference: Samples, recording: Samples, max_lag: int, segment: int = 2000, slip: int = 480) -> Match:
     corr, lag = best_alignment(reference, recording, max_lag)
     rec = recording.astype(np.float64)
     out = []
