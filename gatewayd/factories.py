@@ -102,7 +102,9 @@ def build_line(lc: LineConfig, cfg: Config) -> Line:
     if isinstance(lc, FxoLineConfig):
         return _fxo_line(lc)
     if isinstance(lc, SipLineConfig):
-        raise LineError(f"line type {lc.type!r} is not available yet")
+        from drivers.sip.line import SipLine
+
+        return SipLine(lc.trunk_config())
     raise LineError(f"unknown line type {lc!r}")
 
 

@@ -74,9 +74,10 @@ def _cross_check(cfg: Config, marks: Marks) -> list[Problem]:
     ports: dict[tuple[str, int], str] = {}
     for ln in cfg.lines:
         if isinstance(ln, SipLineConfig) and ln.port:
-            key = (ln.bind, ln.port)
+            key = (ln.bind_address, ln.port)
             if key in ports:
-                problems.append(marks.problem(ln, "port", f"{ln.bind}:{ln.port} is already used by {ports[key]!r}"))
+                problems.append(marks.problem(ln, "port",
+                                              f"{ln.bind_address}:{ln.port} is already used by {ports[key]!r}"))
             ports[key] = ln.name
     return problems
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,32 +26,53 @@ def doc(text: str, **kw: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ lines
 @dataclass(frozen=True)
 class SipLineConfig:
+    """A SIP trunk: registration with digest auth (``registrar``) or an IP-authenticated peer."""
+
     type: Literal["sip"]
     name: str = field(metadata=doc("Line name, used by routing rules (TriggerType Line) and in logs/metrics."))
-    bind: str = field(default="127.0.0.1", metadata=doc("Address to listen on for SIP and RTP."))
-    port: int = field(default=5060, metadata=doc("SIP port (UDP and/or TCP).", min=0, max=65535))
-    transports: tuple[Literal["udp", "tcp"], ...] = field(default=("udp",), metadata=doc("SIP transports."))
-    public_address: str | None = field(default=None, metadata=doc("Address advertised in SDP/Contact if not bind."))
-    rtp_port_min: int = field(default=10000, metadata=doc("First RTP port.", min=1024, max=65535))
-    rtp_port_max: int = field(default=10999, metadata=doc("Last RTP port.", min=1024, max=65535))
+    bind_address: str = field(default="127.0.0.1", metadata=doc("Address SIP (and RTP) bind to."))
+    port: int = field(default=5060, metadata=doc("SIP port for every transport.", min=0, max=65535))
+    transports: tuple[Literal["udp", "tcp"], ...] = field(default=("udp",), metadata=doc(
+        "SIP transports; the first carries outbound calls and registration."))
+    media_address: str = field(default="", metadata=doc("Address RTP binds to and advertises; '': bind_address."))
+    rtp_port: int = field(default=0, metadata=doc("First RTP port (0: any free port).", min=0, max=65535))
+    rtp_port_range: int = field(default=0, metadata=doc("How many ports above rtp_port may be used.", min=0))
     codecs: tuple[Literal["PCMU", "PCMA"], ...] = field(default=("PCMU", "PCMA"),
                                                         metadata=doc("G.711 codecs, in order."))
-    allow_from: tuple[str, ...] = field(default=("127.0.0.1/32",), metadata=doc(
+    allowed_peers: tuple[str, ...] = field(default=("127.0.0.1/32",), metadata=doc(
         "Source ACL: addresses/CIDRs allowed to send INVITEs; others get 403 and never reach a handler."))
-    registrar: str | None = field(default=None, metadata=doc("Register to this SIP URI (trunk with digest auth)."))
-    username: str | None = field(default=None, metadata=doc("Digest auth user for registration."))
-    password: str | None = field(default=None, metadata=doc("Digest auth password."))
+    registrar: str = field(default="", metadata=doc("Register to this SIP URI (trunk with digest auth)."))
+    username: str = field(default="", metadata=doc("Digest auth user for registration."))
+    password: str = field(default="", metadata=doc("Digest auth password."))
     realm: str = field(default="*", metadata=doc("Digest auth realm."))
-    rtp_timeout_s: float = field(default=30.0, metadata=doc("Hang up when no RTP arrives for this long.", min=1))
+    domain: str = field(default="", metadata=doc("Domain of the account's address of record (default: registrar's)."))
+    register_expires_s: int = field(default=300, metadata=doc("Registration lifetime.", min=60))
+    rtp_timeout_s: float = field(default=30.0, metadata=doc("Hang up after this long without RTP (0: never).",
+                                                            min=0))
+    local_user: str = field(default="gatewayd", metadata=doc("User part of this trunk's own address."))
     dtmf_inband: bool = field(default=True, metadata=doc("Also detect DTMF tones in the audio (besides RFC 4733)."))
 
     def check(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if self.rtp_port_min > self.rtp_port_max:
-            out.append(("rtp_port_max", "must be >= rtp_port_min"))
-        if (self.username is None) != (self.password is None):
-            out.append(("password" if self.password is None else "username", "username and password go together"))
-        return out
+        from drivers.sip.config import SipConfigError
+
+        try:
+            self.trunk_config()
+        except SipConfigError as e:
+            msg = str(e).split(": ", 1)[-1]  # drop the driver's "sip trunk 'name'" prefix
+            named = [f.name for f in fields(self) if f.name in msg]
+            return [(max(named, key=len) if named else "name", msg)]
+        return []
+
+    def trunk_config(self) -> Any:
+        """The driver's configuration (drivers.sip.config.SipTrunkConfig; pure, no pjsua2)."""
+        from drivers.sip.config import SipTrunkConfig
+
+        return SipTrunkConfig(
+            name=self.name, bind_address=self.bind_address, port=self.port, transports=self.transports,
+            media_address=self.media_address, rtp_port=self.rtp_port, rtp_port_range=self.rtp_port_range,
+            registrar=self.registrar, username=self.username, password=self.password, realm=self.realm,
+            domain=self.domain, register_expires_s=self.register_expires_s, allowed_peers=self.allowed_peers,
+            codecs=self.codecs, rtp_timeout_s=self.rtp_timeout_s, local_user=self.local_user)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def errors(text: str) -> list[str]:
 def test_embedded_config_loads() -> None:
     cfg = load_config(ROOT / "config" / "gatewayd.yaml")
     assert isinstance(cfg.lines[0], SipLineConfig)
-    assert cfg.lines[0].bind == "127.0.0.1"
+    assert cfg.lines[0].bind_address == "127.0.0.1"
     assert cfg.applications[0].handler.startswith("python:")
     assert cfg.state_dir == ROOT / "config" / "var"
 
@@ -73,8 +73,11 @@ def test_yaml_syntax_error_has_position() -> None:
 
 
 def test_multi_field_check() -> None:
-    got = errors("lines: [{name: a, type: sip, rtp_port_min: 20000, rtp_port_max: 10000}]\n")
-    assert got == ["c.yaml:1:65: lines[0].rtp_port_max: must be >= rtp_port_min"]
+    # the SIP driver's own validation, reported at the field it names
+    got = errors("lines: [{name: a, type: sip, rtp_port: 20000, rtp_port_range: 2}]\n")
+    assert got == ["c.yaml:1:63: lines[0].rtp_port_range: rtp_port_range must leave room for at least two calls (>= 4)"]
+    got = errors("lines: [{name: a, type: sip, allowed_peers: [10.0.0.300]}]\n")
+    assert len(got) == 1 and got[0].startswith("c.yaml:1:46: lines[0].allowed_peers:")
 
 
 def test_check_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
