@@ -59,7 +59,8 @@ class SipLineConfig:
             self.trunk_config()
         except SipConfigError as e:
             msg = str(e).split(": ", 1)[-1]  # drop the driver's "sip trunk 'name'" prefix
-            named = [f.name for f in fields(self) if f.name in msg]
+            named = [f.name for f in fields(self)
+                     if f.name in msg or f.name.replace("_", " ").rstrip("s") in msg]
             return [(max(named, key=len) if named else "name", msg)]
         return []
 
