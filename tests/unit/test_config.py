@@ -77,7 +77,7 @@ def test_multi_field_check() -> None:
     got = errors("lines: [{name: a, type: sip, rtp_port: 20000, rtp_port_range: 2}]\n")
     assert got == ["c.yaml:1:63: lines[0].rtp_port_range: rtp_port_range must leave room for at least two calls (>= 4)"]
     got = errors("lines: [{name: a, type: sip, allowed_peers: [10.0.0.300]}]\n")
-    assert len(got) == 1 and got[0].startswith("c.yaml:1:46: lines[0].allowed_peers:")
+    assert len(got) == 1 and got[0].startswith("c.yaml:1:45: lines[0].allowed_peers:")
 
 
 def test_check_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
