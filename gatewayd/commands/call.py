@@ -51,6 +51,8 @@ def register(sub: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("uri", help="SIP URI to call, e.g. sip:100@127.0.0.1:5060 (;transport=tcp for TCP)")
     p.add_argument("--play", type=Path, metavar="WAV", help="WAV file to send (any PCM WAV; converted to 8 kHz)")
+    p.add_argument("--play-at", type=float, default=0.0, metavar="S",
+                   help="call time (s after answer) at which --play starts (default 0: at once)")
     p.add_argument("--digits", default="", help="DTMF digits to send once the call is up (0-9 * # A-D)")
     p.add_argument("--digit-mode", choices=("rfc4733", "inband"), default="rfc4733")
     p.add_argument("--digits-at", type=float, default=1.0, metavar="S",
@@ -186,6 +188,8 @@ def place_call(args: argparse.Namespace) -> CallReport:
             raise ValueError(f"--header {h!r}: use NAME=VALUE")
         headers[name.strip()] = value.strip()
     play = read_wav(args.play) if args.play else np.zeros(0, dtype=np.int16)
+    lead = int(max(args.play_at, 0.0) * SAMPLE_RATE) if len(play) else 0
+    play = np.concatenate([np.zeros(lead, dtype=np.int16), play])
     target = _target_ip(uri)
     bind = args.bind or ("127.0.0.1" if ipaddress.ip_address(target).is_loopback else "0.0.0.0")
     transport = "tcp" if uri_param(uri, "transport").lower() == "tcp" else "udp"
@@ -222,7 +226,7 @@ def place_call(args: argparse.Namespace) -> CallReport:
     finally:
         line.stop()
     report.call_s = round(port.pts / SAMPLE_RATE, 3)
-    report.played_s = round(min(len(play), port.pts) / SAMPLE_RATE, 3)
+    report.played_s = round(max(min(len(play), port.pts) - lead, 0) / SAMPLE_RATE, 3)
     if args.record:
         audio = np.concatenate(port.received) if port.received else np.zeros(0, dtype=np.int16)
         write_wav(args.record, audio)
