@@ -163,14 +163,11 @@ class VoiceFocus:
         cfg = self.cfg
         X = np.fft.rfft(self._declick(buf, h) * self._win)
         P = X.real * X.real + X.imag * X.imag + 1e-3
-        lam = self._noise
-        if self._ninit < cfg.init_frames:
+        lam: F64 = P.copy() if self._noise is None else self._noise
+        if self._ninit < cfg.init_frames and float(P.sum()) > NBINS * 1.0:
             # start: the first blocks with any signal are taken as noise (averaged)
-            if float(P.sum()) > NBINS * 1.0:
-                self._ninit += 1
-                lam = P.copy() if lam is None or self._ninit == 1 else lam + (P - lam) / self._ninit
-            elif lam is None:
-                lam = P.copy()
+            self._ninit += 1
+            lam = P.copy() if self._ninit == 1 else lam + (P - lam) / self._ninit
         post = P / lam
         # whole-spectrum level jump of the same noise: log posterior SNR raised but flat across
         # frequency (spread like a periodogram's) and no impulsive block -> rescale at once
