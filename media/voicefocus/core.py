@@ -41,7 +41,7 @@ C128 = npt.NDArray[np.complex128]
 I16 = npt.NDArray[np.int16]
 
 try:  # numpy >= 2: call pocketfft's ufuncs directly; np.fft's Python wrapper costs 4x the transform
-    from numpy.fft import _pocketfft_umath as _pfu
+    from numpy.fft import _pocketfft_umath as _pfu  # type: ignore[attr-defined]
 
     def _rfft(x: F64, out: C128) -> C128:
         r: C128 = _pfu.rfft_n_even(x, 1.0, out=out)
@@ -60,6 +60,9 @@ except ImportError:  # pragma: no cover - numpy 1.x, whose np.fft is already lea
         return out
 
 
+_NO_ONSET = np.zeros(3, dtype=bool)
+
+
 def _energies(seg: F64) -> F64:
     """First-difference energy of consecutive BLOCKs of ``seg`` (len = k * BLOCK + 1), plus 1."""
     d = (seg[1:] - seg[:-1]).reshape(-1, BLOCK)
@@ -70,7 +73,7 @@ def _energies(seg: F64) -> F64:
 
 def _lsa_table() -> tuple[F64, F64]:
     """exp(E1(v)/2), the MMSE-LSA gain factor, tabulated on a log grid (interpolated at run time)."""
-    v = np.geomspace(1e-5, 60.0, 600)
+    v = np.geomspace(1e-5, 60.0, 100)
     f = np.exp(0.5 * exp1(v))
     return v, f
 
@@ -91,14 +94,14 @@ class VoiceFocusConfig:
     lvl_rate: float = 0.7
     lvl_imp: float = 4.0  # ... and the block is not impulsive (max/mean 2 ms block energy)
     # clicks
-    clk_k: float = 8.0  # block energy over the 60 ms median (and over 4 ms before) to be a click
-    clk_decay: float = 8.0  # ... and over the largest energy 4-10 ms later
-    clk_sharp: float = 100.0  # a block with no future yet: over the minimum of the 6 ms before
+    clk_k: float = 12.0  # onset energy over the 60 ms median and over the 4 ms before it
+    clk_decay: float = 8.0  # ... and over the largest block energy 6-10 ms later
+    clk_sharp: float = 100.0  # an onset too recent for that: over the 4 ms before it
     clk_keep: float = 2.0  # a click is scaled to this times the median energy
     # gain
     alpha_dd: float = 0.96
-    xi_min_db: float = -25.0
-    gain_min_db: float = -25.0
+    xi_min_db: float = -30.0
+    gain_min_db: float = -30.0
 
 
 class VoiceFocus:
@@ -118,13 +121,12 @@ class VoiceFocus:
         self._noise: F64 | None = None
         self._spp_avg = np.zeros(NBINS)
         self._s_prev = np.zeros(NBINS)
-        self._centers = np.arange(NFFT // BLOCK) * BLOCK + (BLOCK - 1) / 2
-        self._pos = np.arange(NFFT, dtype=np.float64)
         self._X = np.empty(NBINS, dtype=np.complex128)
         self._y = np.empty(NFFT)
         self._lsa_v, self._lsa_f = _lsa_table()
         self._e = np.ones(NEB)
         self._ep = np.full(NEB + 6, -1.0)
+        self._po = _NO_ONSET
         xh1 = 10 ** (cfg.xi_h1_db / 10)
         self._spp_k = xh1 / (1 + xh1)
         self._spp_c = 1 + xh1
@@ -182,29 +184,40 @@ class VoiceFocus:
 
     # ------------------------------------------------------------------ DSP
     def _declick(self, buf: F64, e: F64) -> F64:
-        """``buf``: the analysis block; ``e``: first-difference energies of the NEB blocks ending with it."""
+        """``buf``: the analysis block; ``e``: first-difference energies of the NEB blocks ending with it.
+
+        A click is an onset (2 ms block pair ``clk_k`` x over the 60 ms median and over the 4 ms
+        before it) whose energy has died away ``clk_decay`` x 6-10 ms later; an onset too recent to
+        know that is taken for a click only if it is ``clk_sharp`` x sharp. The onset block and the
+        3 after it (8 ms) are scaled down towards ``clk_keep`` x the median block energy.
+        """
         cfg = self.cfg
         nb = NFFT // BLOCK
         k0 = NEB - nb  # first block of buf in e
         ref = float(np.partition(e, NEB // 2)[NEB // 2])
-        eb = e[k0:]
         thr = cfg.clk_k * ref
-        if float(eb.max()) <= thr:
+        po = self._po  # onsets in the last 3 blocks before the newest 20 ms of the previous block
+        self._po = _NO_ONSET
+        if float(e[k0:].max()) <= thr:
             return buf
-        # largest energy 2..5 blocks later (-1: not known yet)
-        ep = self._ep
+        ep = self._ep  # e followed by -1 (not known yet)
         ep[:NEB] = e
-        fut = np.maximum(np.maximum(ep[k0 + 2:k0 + 2 + nb], ep[k0 + 3:k0 + 3 + nb]),
-                         np.maximum(ep[k0 + 4:k0 + 4 + nb], ep[k0 + 5:k0 + 5 + nb]))
-        before = e[k0 - 2:k0 - 2 + nb]
-        onset = np.minimum(before, e[k0 - 1:k0 - 1 + nb])
-        onset[1:] = np.minimum(onset[1:], onset[:-1])
-        click = (eb > thr) & (before * cfg.clk_k < eb) & np.where(
-            fut >= 0, fut * cfg.clk_decay < eb, onset * cfg.clk_sharp < eb)
-        if not click.any():
+        pk = np.maximum(ep[k0:k0 + nb], ep[k0 + 1:k0 + 1 + nb])
+        before = np.maximum(e[k0 - 1:k0 - 1 + nb], e[k0 - 2:k0 - 2 + nb])
+        fut = np.maximum(np.maximum(ep[k0 + 3:k0 + 3 + nb], ep[k0 + 4:k0 + 4 + nb]), ep[k0 + 5:k0 + 5 + nb])
+        onset = (pk > thr) & (before * cfg.clk_k < pk) & np.where(
+            fut >= 0, fut * cfg.clk_decay < pk, before * cfg.clk_sharp < pk)
+        # onsets in the 20 ms before buf (seen in the previous block) still cover its first blocks
+        reg = np.empty(nb + 3, dtype=bool)
+        reg[3:] = onset
+        reg[:3] = po
+        self._po = onset[nb - FRAME // BLOCK - 3:nb - FRAME // BLOCK].copy()
+        region = reg[3:] | reg[2:-1] | reg[1:-2] | reg[:-3]
+        if not region.any():
             return buf
-        g = np.where(click, np.sqrt(cfg.clk_keep * ref / eb), 1.0)
-        out: F64 = buf * np.interp(self._pos, self._centers, g)
+        eb = e[k0:]
+        g = np.where(region, np.minimum(np.sqrt(cfg.clk_keep * ref / eb), 1.0), 1.0)
+        out: F64 = buf * np.repeat(g, BLOCK)
         return out
 
     def _analyse(self, buf: F64, e: F64) -> F64:
