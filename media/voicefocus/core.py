@@ -7,7 +7,7 @@ sample ``n - latency_samples`` (160 samples, 20 ms). Only numpy and scipy are us
 Signal chain, all inside one 40 ms analysis window hopped by 20 ms (sqrt-Hann analysis and synthesis,
 so an all-pass gain reconstructs the input exactly, delayed by one frame):
 
-1. Click suppression: 2 ms blocks of first-difference energy that jump far above the recent median
+1. Click suppression: bright 2 ms blocks (first-difference energy) that jump far above the recent median
    and die away within a few ms (keyboard clicks, line crackle) are scaled down to the median level
    before the spectrum is taken. Speech onsets do not die away and are left alone.
 2. Noise power spectrum: speech-presence-probability noise tracker (unbiased MMSE estimator), plus a
@@ -97,6 +97,7 @@ class VoiceFocusConfig:
     clk_k: float = 12.0  # onset energy over the 60 ms median and over the 4 ms before it
     clk_decay: float = 8.0  # ... and over the largest block energy 6-10 ms later
     clk_sharp: float = 100.0  # an onset too recent for that: over the 4 ms before it
+    clk_hf: float = 1.0  # ... and first-difference energy over this times its energy (0: any)
     clk_keep: float = 2.0  # a click is scaled to this times the median energy
     # gain
     alpha_dd: float = 0.96
@@ -207,6 +208,15 @@ class VoiceFocus:
         fut = np.maximum(np.maximum(ep[k0 + 3:k0 + 3 + nb], ep[k0 + 4:k0 + 4 + nb]), ep[k0 + 5:k0 + 5 + nb])
         onset = (pk > thr) & (before * cfg.clk_k < pk) & np.where(
             fut >= 0, fut * cfg.clk_decay < pk, before * cfg.clk_sharp < pk)
+        if cfg.clk_hf and onset.any():
+            # clicks are bright: their first-difference energy is comparable to their energy,
+            # a voiced onset's (energy below 1 kHz) is a fraction of it
+            bl = buf.reshape(nb, BLOCK)
+            raw = np.zeros(nb + 1)
+            raw[:nb] = np.einsum("ij,ij->i", bl, bl)
+            d2 = np.zeros(nb + 1)
+            d2[:nb] = e[k0:]
+            onset &= (d2[:nb] + d2[1:]) > cfg.clk_hf * (raw[:nb] + raw[1:])
         # onsets in the 20 ms before buf (seen in the previous block) still cover its first blocks
         reg = np.empty(nb + 3, dtype=bool)
         reg[3:] = onset
