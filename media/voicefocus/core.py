@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import exp1
+from scipy.special import exp1, expit
 
 FRAME = 160
 NFFT = 2 * FRAME
@@ -62,6 +62,13 @@ except ImportError:  # pragma: no cover - numpy 1.x, whose np.fft is already lea
 
 
 _NO_ONSET = np.zeros(3, dtype=bool)
+
+
+def _spread2(r: F64) -> float:
+    """Variance of ``r``."""
+    n = len(r)
+    mean = float(r.sum()) / n
+    return float(np.dot(r, r)) / n - mean * mean
 
 
 def _energies(seg: F64) -> F64:
@@ -132,7 +139,7 @@ class VoiceFocus:
         self._po = _NO_ONSET
         xh1 = 10 ** (cfg.xi_h1_db / 10)
         self._spp_k = xh1 / (1 + xh1)
-        self._spp_c = 1 + xh1
+        self._spp_lc = float(np.log(1 + xh1))
         self._xi_min = 10 ** (cfg.xi_min_db / 10)
         self._g_min = 10 ** (cfg.gain_min_db / 20)
         self._enabled = enabled
@@ -251,10 +258,10 @@ class VoiceFocus:
         post = P / lam
         # whole-spectrum level jump of the same noise: log posterior SNR raised but flat across
         # frequency (spread like a periodogram's) and no impulsive block -> rescale at once
-        r = np.log(post[cfg.lvl_lo:cfg.lvl_hi])
-        k = len(r) // 2
-        m = float(np.partition(r, k)[k]) + 0.367  # median of log(Exp(1)) is -0.367
-        if m > cfg.lvl_thr and float(np.dot(r, r)) / len(r) - (float(r.sum()) / len(r)) ** 2 < cfg.lvl_std ** 2:
+        band = post[cfg.lvl_lo:cfg.lvl_hi]
+        k = len(band) // 2
+        m = float(np.log(np.partition(band, k)[k])) + 0.367  # median of log(Exp(1)) is -0.367
+        if m > cfg.lvl_thr and _spread2(np.log(band)) < cfg.lvl_std ** 2:
             bl = buf.reshape(-1, BLOCK)
             eb = np.einsum("ij,ij->i", bl, bl)
             if float(eb.max()) < cfg.lvl_imp * float(eb.mean()):
@@ -263,10 +270,9 @@ class VoiceFocus:
                 post /= g
         # speech presence probability (fixed priors); a bin that looked like speech for ~200 ms is
         # capped at 0.99 so the noise estimate cannot stall; unbiased MMSE noise update
-        spp = np.exp(post * -self._spp_k)
-        spp *= self._spp_c
-        spp += 1.0
-        np.reciprocal(spp, out=spp)
+        spp = post * self._spp_k
+        spp -= self._spp_lc
+        expit(spp, out=spp)  # 1 / (1 + (1 + xi_h1) exp(-post xi_h1 / (1 + xi_h1)))
         sa = self._spp_avg
         sa *= 0.9
         sa += 0.1 * spp
