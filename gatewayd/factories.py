@@ -153,9 +153,15 @@ def dtmf_inband(cfg: Config) -> dict[str, bool]:
 
 def media_factories(cfg: Config) -> MediaFactories:
     from media.dtmf import DtmfDetector, DtmfSender
+    from media.voicefocus import VoiceFocus
 
     def generate(digits: str, tone_ms: int, gap_ms: int) -> Any:
         sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms)
         return sender.read(sender.total_samples)
 
-    return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate)
+    def suppressor() -> VoiceFocus:
+        return VoiceFocus(enabled=False)  # created off: the first enable cross-fades in over one frame
+
+    if cfg.media.voicefocus_backend != "builtin":
+        raise ValueError(f"unknown VoiceFocus backend {cfg.media.voicefocus_backend!r}")
+    return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate, suppressor=suppressor)

@@ -198,7 +198,8 @@ BucketConfig = LocalBucketConfig | S3BucketConfig
 # ------------------------------------------------------------------------------------------ the rest
 @dataclass(frozen=True)
 class MediaConfig:
-    voicefocus_backend: str = field(default="builtin", metadata=doc("VoiceFocus implementation."))
+    voicefocus_backend: Literal["builtin"] = field(default="builtin", metadata=doc(
+        "VoiceFocus implementation (media/voicefocus: numpy MMSE-LSA)."))
     record_max_s: float = field(default=3600.0, metadata=doc(
         "RecordAudio length cap when DurationInSeconds is absent.", min=1))
     upload_wait_s: float = field(default=10.0, metadata=doc(
