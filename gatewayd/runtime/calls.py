@@ -37,6 +37,7 @@ from gatewayd.config import ApplicationConfig, application_id, rule_id
 from gatewayd.invokers import Invoker, as_event
 from gatewayd.runtime import executors as X
 from gatewayd.runtime.legmedia import LegMedia
+from gatewayd.runtime.ops import CallRecordingOp
 from gatewayd.runtime.routing import Route, Router
 from gatewayd.runtime.services import MediaFactories, Prompts
 from gatewayd.runtime.worker import Activity, MediaWorker
@@ -91,6 +92,7 @@ class LegState:
     answered: bool = False
     gone: bool = False
     ringback: asyncio.Task[Any] | None = None
+    call_recording: CallRecordingOp | None = None
 
 
 ActionExecutor = Callable[..., Coroutine[Any, Any, X.Result]]
@@ -103,6 +105,10 @@ EXECUTORS: dict[type[A.Action], ActionExecutor] = {
     A.SendDigits: X.send_digits,
     A.RecordAudio: X.record_audio,
     A.VoiceFocus: X.voice_focus,
+    A.StartCallRecording: X.start_call_recording,
+    A.StopCallRecording: X.stop_call_recording,
+    A.PauseCallRecording: X.pause_call_recording,
+    A.ResumeCallRecording: X.resume_call_recording,
 }
 
 

@@ -14,14 +14,26 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gatewayd.runtime.ops import CollectOp, CollectSpec, Op, PauseOp, Playback, ReceiveDigitsOp, RecordOp, RecordSpec
+from gatewayd.runtime.ops import (
+    CallRecordingOp,
+    CollectOp,
+    CollectSpec,
+    Op,
+    PauseOp,
+    Playback,
+    ReceiveDigitsOp,
+    RecordOp,
+    RecordSpec,
+)
 from gatewayd.runtime.services import AudioSourceError
 from gatewayd.runtime.worker import Activity
 from gatewayd.sma import actions as A
 from gatewayd.sma.events import ActionFailed, ActionSucceeded
-from gatewayd.store import InvalidKey, RecordingOutcome, StoreError, UnknownBucket
+from gatewayd.store import InvalidDestination, InvalidKey, RecordingOutcome, StoreError, UnknownBucket
+from gatewayd.store.keys import CALL_RECORDINGS_PREFIX, call_recording_key
 from media.frame import SAMPLE_RATE, Samples
 
 if TYPE_CHECKING:
@@ -248,4 +260,69 @@ async def voice_focus(call: Call, leg: LegState, a: A.VoiceFocus) -> Result:
     if call.services.media.suppressor is None:
         return failed(A.SYSTEM_EXCEPTION, A.MSG_SYSTEM_ERROR)
     leg.media.set_voicefocus(a.enable)
+    return ActionSucceeded(0)
+
+
+# ------------------------------------------------------------------------------------------ call recording
+MSG_RECORDING_ALREADY_STARTED = "Call recording is already started on this call leg."
+MSG_NO_RECORDING = "No call recording is in progress on this call leg."
+
+
+async def start_call_recording(call: Call, leg: LegState, a: A.StartCallRecording) -> Result:
+    """Runs until StopCallRecording or the end of the leg; reports success as soon as it records."""
+    if leg.call_recording is not None:
+        return failed(A.INVALID_ACTION_PARAMETER, MSG_RECORDING_ALREADY_STARTED)
+    store = call.services.store
+    try:
+        key = call_recording_key(a.prefix or CALL_RECORDINGS_PREFIX, datetime.now(UTC), call.transaction_id,
+                                 leg.call_id)
+        rec = await call.io(asyncio.to_thread(
+            store.open_recording, a.bucket, key, transaction_id=call.transaction_id, call_id=leg.call_id,
+            channels=2 if a.track == "BOTH" else 1, extra_metadata={"recording-audio-file-format": "wav"}))
+    except (UnknownBucket, InvalidKey, InvalidDestination) as e:
+        call.log.warning("StartCallRecording to s3://%s refused: %s", a.bucket, e)
+        return failed(A.INVALID_ACTION_PARAMETER, A.msg_invalid("Destination"))
+    except StoreError as e:
+        call.log.error("cannot start call recording: %s", e)
+        return failed(A.SYSTEM_EXCEPTION, f"{A.MSG_SYSTEM_ERROR} The recording spool is unavailable: {e}")
+    fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    op = CallRecordingOp(a.track, rec, leg.media.tap_tx(), resolver(fut, leg.media.worker.activity))
+    leg.call_recording = op
+    leg.media.start_op(op)
+    call.keep_task(_finish_call_recording(call, leg, op, fut, rec.outcome, key))
+    return ActionSucceeded(0, {"CallRecordingDestination": {"Type": "S3", "Location": f"{a.bucket}/{key}"}})
+
+
+async def _finish_call_recording(call: Call, leg: LegState, op: CallRecordingOp, fut: asyncio.Future[Any],
+                                 outcome: concurrent.futures.Future[RecordingOutcome], key: str) -> None:
+    result = await fut
+    if leg.call_recording is op:
+        leg.call_recording = None
+    o = await asyncio.wrap_future(outcome)
+    call.log.info("call recording %s stopped (%s, %.1f s): %s", key, result["reason"], result["samples"] / 8000,
+                  "uploaded" if o.ok else f"still spooled, retried ({o.detail})")
+
+
+async def stop_call_recording(call: Call, leg: LegState, a: A.StopCallRecording) -> Result:
+    op = leg.call_recording
+    if op is None:
+        return failed(A.INVALID_ACTION_PARAMETER, MSG_NO_RECORDING)
+    leg.call_recording = None
+    leg.media.command(functools.partial(op.stop, "stopped"))
+    return ActionSucceeded(0)
+
+
+async def pause_call_recording(call: Call, leg: LegState, a: A.PauseCallRecording) -> Result:
+    op = leg.call_recording
+    if op is None:
+        return failed(A.INVALID_ACTION_PARAMETER, MSG_NO_RECORDING)
+    leg.media.command(op.pause)
+    return ActionSucceeded(0)
+
+
+async def resume_call_recording(call: Call, leg: LegState, a: A.ResumeCallRecording) -> Result:
+    op = leg.call_recording
+    if op is None:
+        return failed(A.INVALID_ACTION_PARAMETER, MSG_NO_RECORDING)
+    leg.media.command(op.resume)
     return ActionSucceeded(0)

@@ -99,6 +99,7 @@ class LegMedia:
         # tx side (driver thread reads these references; others swap them atomically)
         self._play: Playback | None = None
         self.bridge_in: BridgeBuffer | None = None
+        self.tx_tap: FrameRing[Samples] | None = None  # copies of what is sent (call recording)
         self.tx_frames = 0
         # worker side
         self._ops: list[Op] = []
@@ -130,7 +131,12 @@ class LegMedia:
                 out = chunk
             else:
                 out = np.clip(out.astype(np.int32) + chunk, -32768, 32767).astype(np.int16)
-        return out if out is not None else np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        if out is None:
+            out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        tap = self.tx_tap
+        if tap is not None:
+            tap.put(out)
+        return out
 
     @property
     def tx_active(self) -> bool:
@@ -217,6 +223,16 @@ class LegMedia:
                 self._digit(Digit(digit, self.last_pts if start_pts is None else start_pts, end_pts,
                                   source, approx=start_pts is None))
         self.worker.submit(apply)
+
+    def tap_tx(self) -> FrameRing[Samples]:
+        """Start copying what is sent on this leg (for a call recording); returns the ring."""
+        if self.tx_tap is None:
+            self.tx_tap = FrameRing(25)
+        return self.tx_tap
+
+    def command(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the media worker between frames (to change an operation's state)."""
+        self.worker.submit(fn)
 
     def set_voicefocus(self, enabled: bool) -> None:
         def apply() -> None:

@@ -19,6 +19,8 @@ import numpy as np
 
 from media.frame import FRAME_SAMPLES, AudioFrame, Samples
 from media.levels import mean_abs
+from media.ring import FrameRing
+from media.tones import ToneGenerator
 
 log = logging.getLogger(__name__)
 
@@ -326,3 +328,71 @@ class PlaybackWatch(Op):
     def on_end(self, reason: str, cut_pts: int | None) -> None:
         self.playback.complete_now(reason)
         self.finished = True
+
+
+class CallRecordingOp(Op):
+    """StartCallRecording: what the leg sends us (incoming) and what we send it (outgoing).
+
+    ``track`` BOTH writes stereo (left incoming, right outgoing), INCOMING or OUTGOING mono. Outgoing
+    audio comes from ``tx_tap``, filled by the driver's pulls, one frame taken per received frame (the
+    two directions line up to within the device's own buffering). While paused, a short marker tone
+    then silence is written, as Chime does. Runs until stopped or the leg ends; ``done`` gets
+    ``{"reason": ..., "samples": ...}``.
+    """
+
+    PAUSE_TONE = 1600  # samples of marker tone at the start of a pause (200 ms)
+
+    def __init__(self, track: str, sink: StereoSink, tx_tap: FrameRing[Samples], done: Done) -> None:
+        super().__init__(done)
+        self.track = track
+        self.sink = sink
+        self.tx_tap = tx_tap
+        self.written = 0
+        self.paused = False
+        self._tone_left = 0
+        self._tone = ToneGenerator([1000.0], -20.0)
+
+    def pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self._tone_left = self.PAUSE_TONE
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def on_rx(self, frame: AudioFrame) -> None:
+        incoming = frame.samples
+        outgoing = self.tx_tap.get()
+        if outgoing is None or len(outgoing) != len(incoming):
+            outgoing = np.zeros(len(incoming), np.int16)
+        if self.paused:
+            marker = np.zeros(len(incoming), np.int16)
+            n = min(self._tone_left, len(marker))
+            if n:
+                marker[:n] = self._tone.samples(n)
+                self._tone_left -= n
+            incoming = outgoing = marker
+        if self.track == "BOTH":
+            self.sink.put_stereo(incoming, outgoing)
+        else:
+            self.sink.put(incoming if self.track == "INCOMING" else outgoing)
+        self.written += len(incoming)
+
+    def stop(self, reason: str) -> None:
+        if not self.finished:
+            try:
+                self.sink.finish()
+            except Exception:
+                log.exception("call recording sink failed to finish")
+            self.finish({"reason": reason, "samples": self.written})
+
+    def on_end(self, reason: str, cut_pts: int | None) -> None:
+        self.stop(reason)
+
+
+class StereoSink(Protocol):
+    def put(self, samples: Samples) -> bool: ...
+
+    def put_stereo(self, incoming: Samples, outgoing: Samples) -> bool: ...
+
+    def finish(self, trim_samples: int = 0, cut_at: int | None = None) -> Any: ...
