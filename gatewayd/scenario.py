@@ -19,6 +19,7 @@ from drivers.virtual import Caller, Digits, FarEnd, Party
 from gatewayd.config.loader import ConfigError, Problem, load_file
 from gatewayd.config.model import HANDLER_RE, doc
 from media.frame import SAMPLE_RATE, Samples
+from media.levels import dbm0_to_rms
 from media.tones import tone
 from media.wav import WavError, decode_wav, read_wav
 
@@ -31,18 +32,27 @@ class ToneSpec:
 
 
 @dataclass(frozen=True)
+class NoiseSpec:
+    color: Literal["white", "pink", "brown"] = field(default="white", metadata=doc("Noise spectrum."))
+    seconds: float = field(default=10.0, metadata=doc("Length.", min=0))
+    level_dbm0: float = field(default=-35.0, metadata=doc("Level in dBm0 (RMS).", max=3))
+    seed: int = field(default=1, metadata=doc("Random seed (the same noise every run)."))
+
+
+@dataclass(frozen=True)
 class AudioItem:
     at: float = field(default=0.0, metadata=doc("Start, in seconds after the answer.", min=0))
     wav: Path | None = field(default=None, metadata=doc("A WAV file (relative to the scenario)."))
     tone: ToneSpec | None = field(default=None, metadata=doc("A synthesised tone."))
     say: str | None = field(default=None, metadata=doc("Text spoken by espeak-ng."))
+    noise: NoiseSpec | None = field(default=None, metadata=doc("Background noise."))
     voice: str = field(default="en-us", metadata=doc("espeak-ng voice for say."))
     gain_db: float = field(default=0.0, metadata=doc("Gain applied to this item."))
 
     def check(self) -> list[tuple[str, str]]:
-        given = [k for k in ("wav", "tone", "say") if getattr(self, k) is not None]
+        given = [k for k in ("wav", "tone", "say", "noise") if getattr(self, k) is not None]
         if len(given) != 1:
-            return [("wav", "give exactly one of wav, tone, say")]
+            return [("wav", "give exactly one of wav, tone, say, noise")]
         return []
 
 
@@ -115,6 +125,8 @@ def render(item: AudioItem, base: Path) -> Samples:
             raise ConfigError([Problem(str(p), 1, 1, str(e))]) from None
     elif item.tone is not None:
         x = tone(item.tone.freqs, item.tone.level_dbm0, int(item.tone.seconds * SAMPLE_RATE))
+    elif item.noise is not None:
+        x = _noise(item.noise)
     else:
         try:
             out = subprocess.run(["espeak-ng", "--stdout", "-v", item.voice, "--", item.say or ""],
@@ -125,6 +137,21 @@ def render(item: AudioItem, base: Path) -> Samples:
     if item.gain_db:
         x = np.clip(np.rint(x * 10 ** (item.gain_db / 20)), -32768, 32767).astype(np.int16)
     return x
+
+
+def _noise(spec: NoiseSpec) -> Samples:
+    n = int(spec.seconds * SAMPLE_RATE)
+    white = np.random.default_rng(spec.seed).standard_normal(n)
+    if spec.color == "white":
+        y = white
+    else:
+        spectrum = np.fft.rfft(white)
+        f = np.arange(len(spectrum), dtype=float)
+        f[0] = 1.0
+        spectrum /= np.sqrt(f) if spec.color == "pink" else f  # 1/f power or 1/f² power
+        y = np.fft.irfft(spectrum, n)
+    y = y / (np.sqrt(np.mean(y * y)) or 1.0) * dbm0_to_rms(spec.level_dbm0)
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
 
 
 def _party(kind: type[Party], spec: CallerSpec | FarEndSpec, base: Path) -> Party:

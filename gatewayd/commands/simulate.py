@@ -21,7 +21,7 @@ from gatewayd.invokers import make_invoker
 from gatewayd.runtime.prompts import PromptLoader
 from gatewayd.scenario import Scenario, build_caller, build_far_ends, load_scenario, render
 from gatewayd.simulate import Exchange, Simulation, SimulationResult
-from gatewayd.store import LocalDirectoryConfig, RecordingStore, StoreConfig
+from gatewayd.store import LocalDirectoryConfig, RecordingStore, StoreConfig, StoreEvent
 from media.wav import encode_wav, read_info
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,21 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _recordings(result: SimulationResult, root: Path) -> list[dict[str, Any]]:
-    out = []
+def _recordings(opened: list[tuple[str, str]], result: SimulationResult, root: Path) -> list[dict[str, Any]]:
+    """Every recording the store took (RecordAudio and StartCallRecording), where it is on disk."""
+    terminators = {}
     for ex in result.transcript:
         ad = ex.event.get("ActionData") or {}
-        dest = ad.get("RecordingDestination") if ex.event.get("InvocationEventType") == "ACTION_SUCCESSFUL" else None
+        dest = ad.get("RecordingDestination")
         if isinstance(dest, dict) and "Key" in dest:
-            path = root / dest["BucketName"] / dest["Key"]
-            info = read_info(path) if path.exists() else None
-            out.append({"bucket": dest["BucketName"], "key": dest["Key"], "path": str(path),
-                        "seconds": round(info.frames / info.sample_rate, 3) if info else None,
-                        "terminator": ad.get("RecordingTerminatorUsed")})
+            terminators[(dest.get("BucketName"), dest["Key"])] = ad.get("RecordingTerminatorUsed")
+    out = []
+    for bucket, key in opened:
+        path = root / bucket / key
+        info = read_info(path) if path.exists() else None
+        out.append({"bucket": bucket, "key": key, "path": str(path),
+                    "seconds": round(info.frames / info.sample_rate, 3) if info else None,
+                    "channels": info.channels if info else None, "terminator": terminators.get((bucket, key))})
     return out
 
 
@@ -88,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
         for p in e.problems:
             sys.stderr.write(f"{p}\n")
         return EX_CONFIG
-    store = RecordingStore(StoreConfig(spool_dir=root / ".spool", default_backend=LocalDirectoryConfig(root)))
+    opened: list[tuple[str, str]] = []
+
+    def listen(ev: StoreEvent) -> None:
+        if ev.name == "opened":
+            opened.append((str(ev.fields["bucket"]), str(ev.fields["key"])))
+
+    store = RecordingStore(StoreConfig(spool_dir=root / ".spool", default_backend=LocalDirectoryConfig(root)),
+                           listener=listen)
     store.start()
     app = ApplicationConfig(name="simulation", handler=scenario.handler, environment=dict(scenario.environment))
     media = media_factories(Config())
@@ -106,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         return EX_CONFIG
     finally:
         store.stop(10.0)
-    recordings = _recordings(result, root)
+    recordings = _recordings(opened, result, root)
     if args.json:
         doc = {"transcript": [{"event": ex.event, "response": ex.response if not hasattr(ex.response, "error")
                                else {"invocation_error": str(ex.response.error), "message": ex.response.message}}

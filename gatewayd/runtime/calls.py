@@ -492,9 +492,11 @@ class CallManager:
         return self._dropped_done + live
 
     def outbound_line(self, endpoint: A.BridgeEndpoint) -> tuple[str, Line | None]:
-        for name, line in self.lines.items():
-            if line.kind == "sip":
-                return name, line
+        """The line that places an outbound leg: the first SIP trunk (a virtual exchange in simulations)."""
+        for kind in ("sip", "virtual"):
+            for name, line in self.lines.items():
+                if line.kind == kind:
+                    return name, line
         return "", None
 
     def call_ended(self, call: Call, reason: str) -> None:
