@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
     p.add_argument("file")
     p.set_defaults(func=run)
     s: argparse.ArgumentParser = sub.add_parser("config-schema", help="print the config's JSON Schema")
+    s.add_argument("--example", action="store_true", help="print the documented example configuration instead")
     s.set_defaults(func=run_schema)
 
 
@@ -33,5 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    if args.example:
+        from gatewayd.config.example import example_yaml
+
+        sys.stdout.write(example_yaml())
+        return 0
     sys.stdout.write(json.dumps(config_schema(), indent=2) + "\n")
     return 0

@@ -29,7 +29,8 @@ class SipLineConfig:
     """A SIP trunk: registration with digest auth (``registrar``) or an IP-authenticated peer."""
 
     type: Literal["sip"]
-    name: str = field(metadata=doc("Line name, used by routing rules (TriggerType Line) and in logs/metrics."))
+    name: str = field(metadata=doc("Line name, used by routing rules (TriggerType Line) and in logs/metrics.",
+                                   example="trunk"))
     bind_address: str = field(default="127.0.0.1", metadata=doc("Address SIP (and RTP) bind to."))
     port: int = field(default=5060, metadata=doc("SIP port for every transport.", min=0, max=65535))
     transports: tuple[Literal["udp", "tcp"], ...] = field(default=("udp",), metadata=doc(
@@ -79,8 +80,9 @@ class SipLineConfig:
 @dataclass(frozen=True)
 class ModemLineConfig:
     type: Literal["modem"]
-    name: str = field(metadata=doc("Line name."))
-    device: str = field(metadata=doc("Serial device (e.g. /dev/gatewayd-modem0 from the udev rule) or pyserial URL."))
+    name: str = field(metadata=doc("Line name.", example="modem0"))
+    device: str = field(metadata=doc("Serial device (e.g. /dev/gatewayd-modem0 from the udev rule) or pyserial URL.",
+                                     example="/dev/gatewayd-modem0"))
     number: str = field(default="", metadata=doc("This line's phone number (the To of inbound calls)."))
     profile: Literal["auto", "usr5637", "cx93010", "intel", "v253"] = field(
         default="auto", metadata=doc("Chipset profile; auto picks it from ATI0/ATI3/+FMM answers."))
@@ -104,9 +106,11 @@ class ModemLineConfig:
 @dataclass(frozen=True)
 class FxoLineConfig:
     type: Literal["fxo"]
-    name: str = field(metadata=doc("Line name."))
-    control_device: str = field(metadata=doc("Serial device of the FXO board's control port (or pyserial URL)."))
-    audio_device: str = field(metadata=doc("PortAudio/ALSA device name of the USB sound card."))
+    name: str = field(metadata=doc("Line name.", example="fxo0"))
+    control_device: str = field(metadata=doc("Serial device of the FXO board's control port (or pyserial URL).",
+                                             example="/dev/ttyACM1"))
+    audio_device: str = field(metadata=doc("PortAudio/ALSA device name of the USB sound card.",
+                                           example="USB Audio Device"))
     number: str = field(default="", metadata=doc("This line's phone number (the To of inbound calls)."))
     audio_rate: int = field(default=8000, metadata=doc("Sound-card rate; resampled to 8 kHz if different."))
     rings_before_answer: int = field(default=2, metadata=doc("Offer the call after this many rings.", min=1, max=20))
@@ -127,10 +131,11 @@ LineConfig = SipLineConfig | ModemLineConfig | FxoLineConfig
 class ApplicationConfig:
     """A SIP media application: a handler plus the ids it shows in CallDetails."""
 
-    name: str = field(metadata=doc("Application name, referenced by rules."))
+    name: str = field(metadata=doc("Application name, referenced by rules.", example="voicemail"))
     handler: str = field(metadata=doc(
         "python:package.module:function (in-process, kept warm), http(s)://host:port (Lambda Invoke API), "
-        "arn:aws:lambda:... or a function name (AWS Lambda through boto3)."))
+        "arn:aws:lambda:... or a function name (AWS Lambda through boto3).",
+        example="python:gatewayd.handlers.voicemail:handler"))
     id: str | None = field(default=None, metadata=doc("SipMediaApplicationId; default: a UUID derived from name."))
     aws_region: str = field(default="us-east-1", metadata=doc("AwsRegion in CallDetails, and the Lambda region."))
     aws_account_id: str = field(default="000000000000", metadata=doc("AwsAccountId in CallDetails.",
@@ -150,7 +155,7 @@ class ApplicationConfig:
 
 @dataclass(frozen=True)
 class RuleTarget:
-    application: str = field(metadata=doc("Application name."))
+    application: str = field(metadata=doc("Application name.", example="voicemail"))
     priority: int = field(default=1, metadata=doc("Lower runs first; the next is tried if one fails.", min=1))
 
 
@@ -158,10 +163,12 @@ class RuleTarget:
 class RuleConfig:
     """A SIP rule (Chime style): which calls go to which applications."""
 
-    name: str = field(metadata=doc("Rule name."))
+    name: str = field(metadata=doc("Rule name.", example="every-call"))
     trigger_type: Literal["ToPhoneNumber", "RequestUriHostname", "Line"] = field(metadata=doc(
-        "ToPhoneNumber: the called number; RequestUriHostname: the SIP Request-URI host; Line: a line name."))
-    trigger_value: str = field(metadata=doc("E.164 number, host name or line name; '*' matches any."))
+        "ToPhoneNumber: the called number; RequestUriHostname: the SIP Request-URI host; Line: a line name.",
+        example="Line"))
+    trigger_value: str = field(metadata=doc("E.164 number, host name or line name; '*' matches any.",
+                                            example="*"))
     target_applications: tuple[RuleTarget, ...] = field(metadata=doc("Applications in priority (fail-over) order."))
     id: str | None = field(default=None, metadata=doc("SipRuleId; default: a UUID derived from name."))
     disabled: bool = field(default=False, metadata=doc("Skip this rule."))
@@ -176,7 +183,7 @@ class RuleConfig:
 @dataclass(frozen=True)
 class LocalBucketConfig:
     type: Literal["local"]
-    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
+    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName).", example="gatewayd-prompts"))
     root: Path | None = field(default=None, metadata=doc(
         "Directory holding the bucket as a sub-directory named after it, keys as paths below it "
         "(relative to the config file); default: <state_dir>/buckets."))
@@ -185,7 +192,7 @@ class LocalBucketConfig:
 @dataclass(frozen=True)
 class S3BucketConfig:
     type: Literal["s3"]
-    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName)."))
+    name: str = field(metadata=doc("Bucket name as handlers use it (BucketName).", example="my-recordings"))
     endpoint_url: str | None = field(default=None, metadata=doc("S3 endpoint (SeaweedFS, MinIO...); default: AWS."))
     region: str | None = field(default=None, metadata=doc("Region; default: boto3's credential/config chain."))
     profile: str | None = field(default=None, metadata=doc("AWS shared-config profile; default: the standard chain."))

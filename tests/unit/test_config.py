@@ -94,3 +94,37 @@ def test_check_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureF
 def test_committed_schema_is_generated_from_the_model() -> None:
     committed = json.loads((ROOT / "config" / "gatewayd.schema.json").read_text())
     assert committed == config_schema(), "run: gatewayd config-schema > config/gatewayd.schema.json"
+
+
+def test_example_config_is_generated_documents_every_key_and_loads() -> None:
+    from dataclasses import fields, is_dataclass
+    from typing import get_args, get_type_hints
+
+    from gatewayd.config.example import example_yaml
+    from gatewayd.config.loader import yaml_key
+    from gatewayd.config.model import Config
+
+    path = ROOT / "config" / "gatewayd.example.yaml"
+    text = path.read_text()
+    assert text == example_yaml(), "run: gatewayd config-schema --example > config/gatewayd.example.yaml"
+    cfg = load_config(path)
+    assert {type(ln).__name__ for ln in cfg.lines} == {"SipLineConfig", "ModemLineConfig", "FxoLineConfig"}
+
+    def classes(tp: object) -> list[type]:
+        if is_dataclass(tp):
+            return [tp]  # type: ignore[list-item]
+        return [c for a in get_args(tp) for c in classes(a)]
+
+    seen: set[type] = set()
+    todo: list[type] = [Config]
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            assert f"{yaml_key(f.name)}:" in text, f"{cls.__name__}.{f.name} is not documented in the example"
+            assert "doc" in f.metadata or f.name == "type", f"{cls.__name__}.{f.name} has no doc"
+            todo += classes(hints[f.name])
+    assert len(seen) == 11  # Config and every section
