@@ -29,7 +29,7 @@ from gatewayd.runtime.prompts import PromptLoader
 from gatewayd.runtime.routing import Router
 from gatewayd.runtime.worker import MediaWorker
 from gatewayd.sdnotify import Notifier
-from gatewayd.store import RecordingStore
+from gatewayd.store import RecordingStore, StoreEvent
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ class DaemonMetrics:
                                                   "Handler invocation latency.", ["application"])
         self.handler_errors = registry.counter("gatewayd_handler_errors_total",
                                                "Handler invocations that failed.", ["application"])
+        self.upload_latency = registry.histogram(
+            "gatewayd_upload_latency_seconds", "Recording stop to object confirmed in its bucket.",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0))
+        self.recordings = registry.counter("gatewayd_recordings_total", "Recordings by outcome.", ["outcome"])
+        self.upload_failures = registry.counter("gatewayd_upload_attempts_failed_total",
+                                                "Upload attempts that failed (they are retried).")
+
+    def store_event(self, ev: StoreEvent) -> None:
+        """The recording store's listener (called on store threads; only arithmetic here)."""
+        if ev.name == "confirmed" and isinstance(ev.fields.get("latency"), int | float):
+            self.upload_latency.observe(float(ev.fields["latency"]))  # type: ignore[arg-type]
+        elif ev.name == "outcome":
+            self.recordings.inc(outcome="uploaded" if ev.fields.get("ok") else "failed")
+        elif ev.name == "attempt_failed":
+            self.upload_failures.inc()
 
 
 class Daemon:
@@ -72,7 +87,7 @@ class Daemon:
         self.worker.start()
         assert self.cfg.state_dir is not None
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = factories.build_store(self.cfg)
+        self.store = factories.build_store(self.cfg, listener=self.metrics.store_event)
         recovered = await asyncio.to_thread(self.store.start)
         if recovered:
             log.info("start-up recovery: %d spooled recording(s) being uploaded", len(recovered))

@@ -23,7 +23,7 @@ from gatewayd.config import (
 )
 from gatewayd.invokers import Invoker, make_invoker
 from gatewayd.runtime.services import MediaFactories
-from gatewayd.store import LocalDirectoryConfig, RecordingStore, S3EndpointConfig, StoreConfig
+from gatewayd.store import LocalDirectoryConfig, RecordingStore, S3EndpointConfig, StoreConfig, StoreEvent
 from gatewayd.store.config import BackendConfig
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ def store_config(cfg: Config) -> StoreConfig:
                        upload_wait=cfg.media.upload_wait_s)
 
 
-def build_store(cfg: Config) -> RecordingStore:
-    return RecordingStore(store_config(cfg))
+def build_store(cfg: Config, listener: Callable[[StoreEvent], None] | None = None) -> RecordingStore:
+    return RecordingStore(store_config(cfg), listener=listener)
 
 
 def fetcher(store: RecordingStore) -> Callable[[str, str], bytes]:

@@ -118,3 +118,21 @@ def test_metrics_exposition_over_http() -> None:
     assert "gatewayd_handler_latency_seconds_count 3" in body
     assert "gatewayd_spool_backlog 3" in body
     assert "# TYPE gatewayd_calls_total counter" in body
+
+
+def test_store_events_feed_the_daemons_metrics() -> None:
+    from gatewayd.daemon import DaemonMetrics
+    from gatewayd.store import StoreEvent
+
+    reg = Registry()
+    m = DaemonMetrics(reg)
+    m.store_event(StoreEvent("confirmed", "r1", {"latency": 0.12}))
+    m.store_event(StoreEvent("outcome", "r1", {"ok": True}))
+    m.store_event(StoreEvent("attempt_failed", "r2", {"error": "503", "transient": True}))
+    m.store_event(StoreEvent("outcome", "r2", {"ok": False, "detail": "timeout"}))
+    body = reg.render()
+    assert 'gatewayd_upload_latency_seconds_bucket{le="0.2"} 1' in body
+    assert 'gatewayd_upload_latency_seconds_bucket{le="0.1"} 0' in body
+    assert 'gatewayd_recordings_total{outcome="uploaded"} 1' in body
+    assert 'gatewayd_recordings_total{outcome="failed"} 1' in body
+    assert "gatewayd_upload_attempts_failed_total 1" in body
