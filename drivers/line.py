@@ -24,6 +24,7 @@ Media contract
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +33,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from media.frame import FRAME_SAMPLES, AudioFrame, Samples
+
+log = logging.getLogger(__name__)
 
 
 class LineError(Exception):
@@ -134,6 +137,16 @@ class LineStatus(LineEvent):
 
 
 EventSink = Callable[[LineEvent], None]
+
+
+def deliver(sink: EventSink | None, event: LineEvent, line: str) -> None:
+    """Give ``event`` to the runtime's sink; a failing sink is logged and never stops the driver."""
+    if sink is None:
+        return
+    try:
+        sink(event)
+    except Exception:
+        log.exception("%s: event sink failed on %s", line, type(event).__name__)
 
 
 # ------------------------------------------------------------------------------------------ the line

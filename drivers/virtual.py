@@ -32,6 +32,7 @@ from drivers.line import (
     LineEvent,
     RemoteHangup,
     Ringing,
+    deliver,
 )
 from media.dtmf import DtmfSender
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
@@ -186,8 +187,7 @@ class VirtualExchange:
         return leg_id
 
     def _emit(self, ev: LineEvent) -> None:
-        if self._sink is not None:
-            self._sink(ev)
+        deliver(self._sink, ev, self.name)
 
     def _run(self) -> None:
         try:

@@ -56,7 +56,7 @@ from drivers.fxo.pump import (
     ToneFound,
 )
 from drivers.fxo.seams import CallerIdDecoderFactory, SupervisionDetectorFactory
-from drivers.line import EventSink, FramePort, LineError, LineEvent, LineStatus, RemoteHangup
+from drivers.line import EventSink, FramePort, LineError, LineEvent, LineStatus, RemoteHangup, deliver
 from media.ring import FrameRing
 
 log = logging.getLogger(__name__)
@@ -437,10 +437,4 @@ class FxoLine:
         self.audio.playout_active = on
 
     def _emit(self, event: LineEvent) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:
-            log.exception("%s: event sink failed on %r", self.name, event)
+        deliver(self._sink, event, self.name)

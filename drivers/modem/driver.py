@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from drivers.line import EventSink, FramePort, LineError, LineEvent, LineStatus
+from drivers.line import EventSink, FramePort, LineError, LineEvent, LineStatus, deliver
 from drivers.modem.config import ModemConfig
 from drivers.modem.engine import ModemEngine, State, SupervisorFactory
 
@@ -200,12 +200,7 @@ class ModemLine:
             self._emit(ev)
 
     def _emit(self, ev: LineEvent) -> None:
-        if self._sink is None:
-            return
-        try:
-            self._sink(ev)
-        except Exception:
-            log.exception("%s: event sink failed on %r", self.name, ev)
+        deliver(self._sink, ev, self.name)
 
     @property
     def state(self) -> State:

@@ -51,6 +51,7 @@ from drivers.line import (
     LineStatus,
     RemoteHangup,
     Ringing,
+    deliver,
 )
 from drivers.sip.config import SipTrunkConfig
 from drivers.sip.endpoint import SipEndpoint
@@ -282,13 +283,7 @@ class SipLine:
         ep.submit(fn)
 
     def _emit(self, event: LineEvent) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:
-            log.exception("%s: event sink failed on %s", self.name, type(event).__name__)
+        deliver(self._sink, event, self.name)
 
     def _start(self) -> None:
         assert self._ep is not None

@@ -13,7 +13,7 @@ import concurrent.futures
 import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -172,30 +172,24 @@ async def _gather(call: Call, leg: LegState, prompt: Samples, failure: Samples |
     return failed("InputTimeLimitExceeded", MSG_INPUT_TIME_LIMIT)
 
 
-async def play_audio_and_get_digits(call: Call, leg: LegState, a: A.PlayAudioAndGetDigits) -> Result:
-    prompt = await _prompt(call, a.source)
+async def _prompts_then_gather(call: Call, leg: LegState,
+                               load: Callable[[Call, Any], Awaitable[Samples | ActionFailed]],
+                               main: Any, failure: Any, d: A.DigitCollection) -> Result:
+    prompt = await load(call, main)
     if isinstance(prompt, ActionFailed):
         return prompt
-    failure: Samples | None = None
-    if a.failure_source is not None:
-        f = await _prompt(call, a.failure_source)
-        if isinstance(f, ActionFailed):
-            return f
-        failure = f
-    return await _gather(call, leg, prompt, failure, a.digits)
+    failure_audio = None if failure is None else await load(call, failure)
+    if isinstance(failure_audio, ActionFailed):
+        return failure_audio
+    return await _gather(call, leg, prompt, failure_audio, d)
+
+
+async def play_audio_and_get_digits(call: Call, leg: LegState, a: A.PlayAudioAndGetDigits) -> Result:
+    return await _prompts_then_gather(call, leg, _prompt, a.source, a.failure_source, a.digits)
 
 
 async def speak_and_get_digits(call: Call, leg: LegState, a: A.SpeakAndGetDigits) -> Result:
-    prompt = await _speech(call, a.speech)
-    if isinstance(prompt, ActionFailed):
-        return prompt
-    failure: Samples | None = None
-    if a.failure_speech is not None:
-        f = await _speech(call, a.failure_speech)
-        if isinstance(f, ActionFailed):
-            return f
-        failure = f
-    return await _gather(call, leg, prompt, failure, a.digits)
+    return await _prompts_then_gather(call, leg, _speech, a.speech, a.failure_speech, a.digits)
 
 
 async def send_digits(call: Call, leg: LegState, a: A.SendDigits) -> Result:
