@@ -8,6 +8,8 @@ becomes a FUNCTION_ERROR result (Lambda's ``Unhandled`` function error) and neve
 
 Environment variables from the config are put in ``os.environ`` before the module is imported. The
 environment is process-wide: two in-process handlers may not give the same variable different values.
+When the last invoker holding a variable is closed (a reload, the end of a simulation) the variable
+goes back to what it was before.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gatewayd.invokers.base import InvocationError, InvokeError, InvokeOk, Invoker, InvokeResult
@@ -29,7 +32,18 @@ log = logging.getLogger(__name__)
 
 _SPEC_RE = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)$")
 _ENV_LOCK = threading.Lock()
-_ENV_OWNERS: dict[str, tuple[str, str]] = {}  # variable -> (value, handler) set by an in-process handler
+
+@dataclass
+class _Held:
+    """One environment variable set for in-process handlers: its value, holders, and what it replaced."""
+
+    value: str
+    owner: str
+    previous: str | None
+    holders: int = 0
+
+
+_ENV_HELD: dict[str, _Held] = {}
 
 
 class HandlerSpecError(ValueError):
@@ -70,12 +84,30 @@ def _register_environment(environment: Mapping[str, str], owner: str) -> None:
         for key, value in environment.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise HandlerSpecError(f"{owner}: environment variables must be strings ({key!r})")
-            prev = _ENV_OWNERS.get(key)
-            if prev is not None and prev[0] != value and prev[1] != owner:
-                raise HandlerSpecError(f"{owner}: environment variable {key} is already {prev[0]!r} for {prev[1]}")
+            held = _ENV_HELD.get(key)
+            if held is not None and held.value != value and held.owner != owner:
+                raise HandlerSpecError(
+                    f"{owner}: environment variable {key} is already {held.value!r} for {held.owner}")
         for key, value in environment.items():
-            _ENV_OWNERS[key] = (value, owner)
+            held = _ENV_HELD.setdefault(key, _Held(value, owner, os.environ.get(key)))
+            held.value, held.owner = value, owner
+            held.holders += 1
             os.environ[key] = value
+
+
+def _release_environment(environment: Mapping[str, str]) -> None:
+    with _ENV_LOCK:
+        for key in environment:
+            held = _ENV_HELD.get(key)
+            if held is None:
+                continue
+            held.holders -= 1
+            if held.holders <= 0:
+                del _ENV_HELD[key]
+                if held.previous is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = held.previous
 
 
 class PythonInvoker(Invoker):
@@ -94,6 +126,13 @@ class PythonInvoker(Invoker):
         _register_environment(self._environment, self.target)
         self._handler: Callable[[Any, Any], Any] | None = None
         self._load_lock = threading.Lock()
+        self._released = False
+
+    def close(self) -> None:
+        super().close()
+        if not self._released:
+            self._released = True
+            _release_environment(self._environment)
 
     def load(self) -> Callable[[Any, Any], Any]:
         """Import the module (once) and return the handler; raises AttributeError (no such callable)

@@ -190,6 +190,22 @@ def test_python_invoker_environment_conflicts_are_refused(invokers: Callable[[In
         PythonInvoker(f"{FIX}:count", environment={"FIXTURE_SHARED": "two"})
 
 
+def test_python_invoker_gives_the_environment_back_when_the_last_holder_closes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    monkeypatch.setenv("FIXTURE_BEFORE", "operator's")
+    monkeypatch.delenv("FIXTURE_NEW", raising=False)
+    env = {"FIXTURE_BEFORE": "handler's", "FIXTURE_NEW": "x"}
+    first, second = PythonInvoker(f"{FIX}:echo", environment=env), PythonInvoker(f"{FIX}:echo", environment=env)
+    assert os.environ["FIXTURE_BEFORE"] == "handler's" and os.environ["FIXTURE_NEW"] == "x"
+    first.close()
+    first.close()  # closing twice releases once
+    assert os.environ["FIXTURE_BEFORE"] == "handler's", "still held by the second invoker"
+    second.close()
+    assert os.environ["FIXTURE_BEFORE"] == "operator's" and "FIXTURE_NEW" not in os.environ
+    PythonInvoker(f"{FIX}:count", environment={"FIXTURE_NEW": "another value"}).close()  # no conflict any more
+
+
 @pytest.mark.parametrize("target", ["python:nomodule", "ftp://x", "arn:aws:s3:::bucket", "has space"])
 def test_make_invoker_refuses_unknown_targets(target: str) -> None:
     with pytest.raises(ValueError, match="is not"):
