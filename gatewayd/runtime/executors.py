@@ -32,8 +32,8 @@ from gatewayd.runtime.services import AudioSourceError
 from gatewayd.runtime.worker import Activity
 from gatewayd.sma import actions as A
 from gatewayd.sma.events import ActionFailed, ActionSucceeded
+from gatewayd.sma.keys import CALL_RECORDINGS_PREFIX, call_recording_key
 from gatewayd.store import InvalidDestination, InvalidKey, RecordingOutcome, StoreError, UnknownBucket
-from gatewayd.store.keys import CALL_RECORDINGS_PREFIX, call_recording_key
 from media.frame import SAMPLE_RATE, Samples
 
 if TYPE_CHECKING:

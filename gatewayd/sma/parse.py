@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatewayd.sma import actions as A
+from gatewayd.sma.keys import bucket_problem, prefix_problem
 
 TAGS = ("LEG-A", "LEG-B")
 TERMINATOR_CHARS = frozenset("0123456789*#")
 SEND_DIGIT_CHARS = frozenset("0123456789*#ABCD,")
-PREFIX_MAX = 979
-_PREFIX_RE = re.compile(r"[0-9A-Za-z!\-_.*'()/]*")
 _INT_RE = re.compile(r"[+-]?\d+")
 _NUM_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 MAX_SPEAK_TEXT = 1000
@@ -209,9 +208,7 @@ def _digit_list(params: Mapping[str, Any], echo: dict[str, Any], name: str,
 
 
 def _bucket_ok(bucket: Any, ctx: ParseContext) -> bool:
-    if not isinstance(bucket, str) or not bucket or len(bucket) > 255 or "/" in bucket:
-        return False
-    if any(ord(c) < 0x20 or c == "\x7f" for c in bucket):
+    if bucket_problem(bucket) is not None:
         return False
     return ctx.buckets is None or bucket in ctx.buckets
 
@@ -385,9 +382,7 @@ def _receive_digits(p: Mapping[str, Any], echo: dict[str, Any], call_id: str, ct
 
 
 def _prefix_ok(prefix: str) -> bool:
-    if len(prefix) > PREFIX_MAX or prefix.startswith("/") or not _PREFIX_RE.fullmatch(prefix):
-        return False
-    return ".." not in prefix.split("/")
+    return prefix_problem(prefix) is None
 
 
 def _record_audio(p: Mapping[str, Any], echo: dict[str, Any], call_id: str, ctx: ParseContext) -> A.Action:

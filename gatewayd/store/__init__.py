@@ -7,10 +7,20 @@ The public API (see :mod:`gatewayd.store.store` for the life cycle):
 * :class:`Recording` — ``put(samples)`` on the media path, ``finish(trim_samples, cut_at)`` →
   ``Future[RecordingOutcome]``;
 * :class:`StoreConfig`, :class:`S3EndpointConfig`, :class:`LocalDirectoryConfig`;
-* keys and destinations: :mod:`gatewayd.store.keys`;
+* keys and destinations: :mod:`gatewayd.sma.keys`;
 * errors: :class:`SpoolError`, :class:`SpoolFull`, :class:`UnknownBucket`, :class:`InvalidKey`.
 """
 
+from gatewayd.sma.keys import (
+    INVALID_RECORDING_DESTINATION,
+    CallRecordingLocation,
+    InvalidDestination,
+    RecordingDestination,
+    parse_call_recording_destination,
+    parse_recording_destination,
+    recording_destination_error,
+    recording_key,
+)
 from gatewayd.store.config import LocalDirectoryConfig, S3EndpointConfig, StoreConfig, store_config_from_dict
 from gatewayd.store.errors import (
     SPOOL_FAILED_ERROR_TYPE,
@@ -20,16 +30,6 @@ from gatewayd.store.errors import (
     SpoolError,
     SpoolFull,
     StoreError,
-)
-from gatewayd.store.keys import (
-    INVALID_RECORDING_DESTINATION,
-    CallRecordingLocation,
-    InvalidDestination,
-    RecordingDestination,
-    parse_call_recording_destination,
-    parse_recording_destination,
-    recording_destination_error,
-    recording_key,
 )
 from gatewayd.store.metrics import StoreEvent, StoreMetrics
 from gatewayd.store.recording import Recording, RecordingOutcome

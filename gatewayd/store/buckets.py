@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from gatewayd.sma.keys import MAX_KEY_BYTES
 from gatewayd.store.config import BackendConfig, LocalDirectoryConfig, S3EndpointConfig
 from gatewayd.store.errors import BucketError, InvalidKey, PermanentBucketError, TransientBucketError
-from gatewayd.store.keys import MAX_KEY_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gatewayd.store import keys
-from gatewayd.store.keys import (
+from gatewayd.sma import keys
+from gatewayd.sma.keys import (
     INVALID_RECORDING_DESTINATION,
     InvalidDestination,
     parse_call_recording_destination,
