@@ -96,11 +96,14 @@ def fetcher(store: RecordingStore) -> Callable[[str, str], bytes]:
     return fetch
 
 
-def build_line(lc: LineConfig, cfg: Config) -> Line:
+def build_line(lc: LineConfig, cfg: Config, *, supervise: bool = True) -> Line:
+    """The driver of one configured line. ``supervise=False`` (line measurements, ``gatewayd levels``):
+    an analog line does not take a dial, busy or reorder tone or a long silence for a remote hang-up —
+    only a loop-current drop (or an extension picked up) still ends a leg."""
     if isinstance(lc, ModemLineConfig):
-        return _modem_line(lc)
+        return _modem_line(lc, supervise)
     if isinstance(lc, FxoLineConfig):
-        return _fxo_line(lc)
+        return _fxo_line(lc, supervise)
     if isinstance(lc, SipLineConfig):
         from drivers.sip.line import SipLine
 
@@ -108,7 +111,7 @@ def build_line(lc: LineConfig, cfg: Config) -> Line:
     raise LineError(f"unknown line type {lc!r}")
 
 
-def _modem_line(lc: ModemLineConfig) -> Line:
+def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
     from drivers.modem.config import DEFAULT_HANGUP_EVENTS, ModemConfig
     from drivers.modem.driver import ModemLine
     from drivers.modem.supervision import ToneSupervisor
@@ -116,19 +119,21 @@ def _modem_line(lc: ModemLineConfig) -> Line:
 
     country = lc.country
     events = DEFAULT_HANGUP_EVENTS
-    if not lc.modem_silence_s:
+    if not lc.modem_silence_s or not supervise:
         events = tuple(e for e in events if e[0] not in ("s", "q"))
+    if not supervise:
+        events = tuple(e for e in events if e[0] not in ("b", "d"))
     mc = ModemConfig(device=lc.device, name=lc.name, number=lc.number, baudrate=lc.baudrate, rtscts=lc.rtscts,
                      profile=None if lc.profile == "auto" else lc.profile, country=lc.gci,
                      extra_init=lc.extra_init, offer_after_rings=lc.rings_before_answer,
                      answer_after_rings=lc.rings_before_answer, hangup_events=events,
-                     modem_silence_s=lc.modem_silence_s, silence_timeout_s=lc.silence_hangup_s,
-                     max_call_s=lc.max_call_s)
-    supervisors = [lambda: ToneSupervisor(lambda: ProgressDetector(country))] if lc.detect_tones else []
+                     modem_silence_s=lc.modem_silence_s if supervise else 0.0,
+                     silence_timeout_s=lc.silence_hangup_s if supervise else 0.0, max_call_s=lc.max_call_s)
+    supervisors = [lambda: ToneSupervisor(lambda: ProgressDetector(country))] if lc.detect_tones and supervise else []
     return ModemLine(mc, supervisors=supervisors)
 
 
-def _fxo_line(lc: FxoLineConfig) -> Line:
+def _fxo_line(lc: FxoLineConfig, supervise: bool = True) -> Line:
     """FXO board + sound card (drivers/fxo). Caller ID: the UK sends it before the first ring after a
     line reversal (BT SIN227), everyone else after the first ring; disconnect tones per ``country``."""
     from drivers.fxo.config import CidTiming, FxoConfig
@@ -141,7 +146,8 @@ def _fxo_line(lc: FxoLineConfig) -> Line:
     fc = FxoConfig(name=lc.name, device=lc.control_device, audio_device=lc.audio_device, audio_rate=lc.audio_rate,
                    called_number=lc.number, rings_to_answer=lc.rings_before_answer, country=lc.country, cid=cid,
                    cid_standard="bell202" if lc.caller_id == "none" else lc.caller_id, cpc_min_ms=lc.cpc_min_ms,
-                   hangup_on_polarity=lc.hangup_on_polarity, silence_timeout_s=lc.silence_hangup_s,
+                   hangup_on_polarity=lc.hangup_on_polarity and supervise,
+                   silence_timeout_s=lc.silence_hangup_s if supervise else 0.0, hangup_on_tones=supervise,
                    max_call_s=lc.max_call_s)
     return FxoLine(fc)
 

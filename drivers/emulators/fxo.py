@@ -12,7 +12,8 @@ What the driver sees is exactly what it would see with hardware:
 One clock thread runs the whole line on the audio's sample clock: every 20 ms it executes what the
 script scheduled for that moment (ring edges, caller-ID spill, loop and polarity changes, each sent
 on the serial port with the board's millisecond timestamp), renders 20 ms of line audio (on-hook:
-caller-ID / alerting signals; off-hook: the far end's audio, a disconnect tone), adds noise, passes
+caller-ID / alerting signals; off-hook: the far end's audio, a disconnect tone, or the dial tone of a
+seized idle line for ``dial_tone_s``), adds noise and mains hum (``hum``), passes
 it through µ-law like the network would, writes it to the capture FIFO and records what the driver
 transmitted while off-hook. A second thread answers the host's commands.
 
@@ -45,7 +46,16 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.emulators.alsa_fifo import AlsaFifoRig
-from drivers.emulators.line_audio import DTAS, RING_CADENCES, TONE_PLANS, CadencedTone, ToneSpec, dtmf, noise
+from drivers.emulators.line_audio import (
+    DTAS,
+    RING_CADENCES,
+    TONE_PLANS,
+    CadencedTone,
+    Hum,
+    ToneSpec,
+    dtmf,
+    noise,
+)
 from drivers.fxo.protocol import (
     PROTOCOL,
     Ack,
@@ -168,7 +178,7 @@ class FxoEmulator:
     def __init__(self, workdir: str | os.PathLike[str], *, rate: int = SAMPLE_RATE, country: str = "us",
                  device: str = "fxo", cid_renderer: CidRenderer | None = FskCallerId(),
                  quirks: BoardQuirks | None = None, noise_dbm0: float | None = -70.0, ulaw: bool = True,
-                 seed: int = 1) -> None:
+                 seed: int = 1, hum: Hum | None = None, dial_tone_s: float = 0.0) -> None:
         if rate % 50:
             raise ValueError("rate must be a whole number of samples per 20 ms")
         if country not in TONE_PLANS:
@@ -179,6 +189,9 @@ class FxoEmulator:
         self.cid_renderer = cid_renderer
         self.quirks = quirks or BoardQuirks()
         self.noise_dbm0 = noise_dbm0
+        self.hum = hum
+        self._hum = hum.generator() if hum is not None else None
+        self.dial_tone_s = dial_tone_s  # going off-hook with no call ringing: dial tone for this long
         self.ulaw = ulaw
         self.alsa = AlsaFifoRig(self.workdir, device, rate)
         self.serial_path = self.workdir / f"{device}-tty"
@@ -564,6 +577,7 @@ class FxoEmulator:
 
     def _go_off_hook(self) -> None:
         if not self._hook_off:
+            seized = not self._ringing and not any(e[2] == "ring" for e in self._schedule)
             self._cancel("ring")  # ring trip
             self._onhook.clear()
             if self._ringing:
@@ -571,6 +585,15 @@ class FxoEmulator:
             self._hook_off = True
             self.calls.append(CallLog(off_hook_at=self.line_time))
             self._note("off-hook")
+            if seized and self.dial_tone_s > 0:
+                dial = CadencedTone(self._tone("dial"))
+                self._background = dial
+
+                def dial_off() -> None:
+                    if self._background is dial:
+                        self._background = None
+                        self._note("dial tone off")
+                self._at(self.line_time + round(self.dial_tone_s * SAMPLE_RATE), "call", dial_off)
         q = self.quirks
         if q.loop_before_ack:
             self._set_loop(True)
@@ -649,6 +672,8 @@ class FxoEmulator:
                 queue_.popleft()
         if self._hook_off and self._background is not None:
             out += self._background.render(n)
+        if self._hum is not None:
+            out += self._hum.render(n)
         if self.noise_dbm0 is not None:
             out += noise(n, self.noise_dbm0, self._rng)
         pcm = to_int16(out)

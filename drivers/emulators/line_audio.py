@@ -106,6 +106,25 @@ def dtmf(digits: str, on_ms: int = 80, off_ms: int = 80, level_dbm0: float = -10
     return to_int16(np.concatenate(out)) if out else np.zeros(0, dtype=np.int16)
 
 
+@dataclass(frozen=True)
+class Hum:
+    """Mains hum on an analog line: the mains frequency and its harmonics, ``levels_dbm0[k]`` being the
+    level of harmonic ``k + 1`` (``None``: absent). A ground loop typically gives 50/60 Hz plus odd
+    harmonics; what a telephone band-pass leaves of it is mostly the harmonics above 300 Hz."""
+
+    mains_hz: float = 50.0
+    levels_dbm0: tuple[float | None, ...] = (-50.0,)
+
+    @property
+    def components(self) -> list[tuple[float, float]]:
+        """(frequency, level dBm0) of each harmonic present."""
+        return [((k + 1) * self.mains_hz, lv) for k, lv in enumerate(self.levels_dbm0) if lv is not None]
+
+    def generator(self, sample_rate: int = SAMPLE_RATE) -> ToneGenerator:
+        comps = self.components
+        return ToneGenerator([f for f, _ in comps], [lv for _, lv in comps], sample_rate)
+
+
 def noise(n: int, level_dbm0: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
     """White Gaussian noise at ``level_dbm0`` (power)."""
     out: npt.NDArray[np.float64] = rng.standard_normal(n) * dbm0_to_rms(level_dbm0)

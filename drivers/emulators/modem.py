@@ -19,8 +19,11 @@ What the device models (each profile in :data:`EMU_PROFILES` sets the quirks):
 * ringing with a cadence; caller ID before or after the first RING, with or without spaces around
   ``=``, missing fields, ``P``/``O``, garbage lines; only when ``+VCID=1``;
 * the line after off-hook (``+VLS=1``): the caller's audio at 8 kHz in line time, whatever state the
-  modem is in (half duplex: what plays while it transmits is lost), DLE events placed at exact
-  sample positions: DTMF as ``DLE / d d d ~`` with the digit repeated every 70 ms (or bare ``DLE d``),
+  modem is in (half duplex: what plays while it transmits is lost), plus the line's own noise and
+  mains hum when configured (``line_noise_dbm0``, ``hum``); going off-hook while no call rings
+  seizes the line: the exchange then gives dial tone for ``dial_tone_s`` (reported as ``DLE d``
+  after the modem's detection delay), then the line is quiet; DLE events placed at exact sample
+  positions: DTMF as ``DLE / d d d ~`` with the digit repeated every 70 ms (or bare ``DLE d``),
   the disconnect signals (CPC ``DLE l`` — on Conexant only with ``-STE`` bit 2 —, busy / reorder /
   dial tone with the modem's detection delay, silence with ``+VSD``'s ``DLE q``/``DLE s``, polarity
   reversal);
@@ -50,8 +53,10 @@ from typing import Literal
 
 import numpy as np
 
-from media.frame import SAMPLE_RATE, Samples
+from drivers.emulators.line_audio import Hum
+from media.frame import SAMPLE_RATE, Samples, to_int16
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from media.levels import dbm0_to_rms
 from media.tones import ToneGenerator
 
 log = logging.getLogger(__name__)
@@ -200,8 +205,14 @@ class ModemDevice:
 
     def __init__(self, profile: EmuProfile | str = "usr5637", *, ring_on_s: float = 2.0, ring_off_s: float = 4.0,
                  chunk_samples: int = 160, split_dle_pairs: bool = True, cid_before_ring: bool = False,
-                 silence_threshold: int = 64) -> None:
+                 silence_threshold: int = 64, line_noise_dbm0: float | None = None, hum: Hum | None = None,
+                 dial_tone_s: float = 0.0, seed: int = 1) -> None:
         self.profile = EMU_PROFILES[profile] if isinstance(profile, str) else profile
+        self.line_noise_dbm0 = line_noise_dbm0  # white noise on the line (None: a digitally quiet line)
+        self.hum = hum
+        self.dial_tone_s = dial_tone_s  # dial tone after seizing an idle line (0: none)
+        self._rng = np.random.default_rng(seed)
+        self._hum = hum.generator() if hum is not None else None
         self.ring_on_s = ring_on_s
         self.ring_off_s = ring_off_s
         self.chunk_samples = chunk_samples
@@ -250,6 +261,8 @@ class ModemDevice:
         self.line_pos = 0  # line samples generated since off-hook
         self._segments: list[Samples] = []
         self._after: _Cadenced | None = None  # what the line carries once the caller has gone
+        self._dial: _Cadenced | None = None  # dial tone after seizing an idle line
+        self._dial_until = 0  # line sample where that dial tone stops
         self._events: list[tuple[int, bytes]] = []  # (line sample, DLE code) in line time
         self._hung_up = False
         self._dte_pending = False
@@ -492,11 +505,17 @@ class ModemDevice:
     def _off_hook(self) -> None:
         if self.off_hook:
             return
+        seized = not any(what == b"\r\nRING\r\n" for _, what in self._schedule)  # no call rings: a seizure
         self.off_hook = True
         self.rings_at_off_hook = self.rings_sent
         self._schedule.clear()  # ringing stops
         self._reset_line()
         self._t_off = self.now
+        if seized and self.dial_tone_s > 0:
+            self._dial = _Cadenced((350.0, 440.0), -13.0, 1.0, 0.0)
+            self._dial_until = round(self.dial_tone_s * SAMPLE_RATE)
+            if self.dial_tone_s >= self.profile.dial_detect_s:
+                self._events.append((round(self.profile.dial_detect_s * SAMPLE_RATE), b"d"))
 
     def _on_hook(self) -> None:
         self.off_hook = False
@@ -677,7 +696,20 @@ class ModemDevice:
                 self._segments[0] = seg[take:]
         if k < n and self._after is not None:
             out[k:] = self._after.samples(n - k)
-        return out
+        if self._dial is None and self.line_noise_dbm0 is None and self._hum is None:
+            return out
+        mix = out.astype(np.float64)
+        if self._dial is not None:
+            d = min(n, self._dial_until - self.line_pos)
+            if d > 0:
+                mix[:d] += self._dial.gen.render(d)
+            else:
+                self._dial = None
+        if self._hum is not None:
+            mix += self._hum.render(n)
+        if self.line_noise_dbm0 is not None:
+            mix += self._rng.standard_normal(n) * dbm0_to_rms(self.line_noise_dbm0)
+        return to_int16(mix)
 
     def _vsd(self, samples: Samples, a: int) -> list[tuple[int, bytes]]:
         """The modem's own silence detector (+VSD): DLE q after voice, DLE s if none since +VRX."""
@@ -750,9 +782,11 @@ class FakeV253Modem:
 
     def __init__(self, profile: EmuProfile | str = "usr5637", *, link: str | Path | None = None,
                  clock: Callable[[], float] = time.monotonic, ring_on_s: float = 2.0, ring_off_s: float = 4.0,
-                 cid_before_ring: bool = False, split_dle_pairs: bool = True) -> None:
+                 cid_before_ring: bool = False, split_dle_pairs: bool = True,
+                 line_noise_dbm0: float | None = None, hum: Hum | None = None, dial_tone_s: float = 0.0) -> None:
         self.device = ModemDevice(profile, ring_on_s=ring_on_s, ring_off_s=ring_off_s,
-                                  cid_before_ring=cid_before_ring, split_dle_pairs=split_dle_pairs)
+                                  cid_before_ring=cid_before_ring, split_dle_pairs=split_dle_pairs,
+                                  line_noise_dbm0=line_noise_dbm0, hum=hum, dial_tone_s=dial_tone_s)
         self.link = Path(link) if link is not None else None
         self.clock = clock
         self.lock = threading.RLock()

@@ -20,6 +20,8 @@ Model (HARDWARE.md §3.2, §3.3, §4):
   header ``X-Ring-Cadence`` lists its on/off times in ms. Later ring cycles give :class:`Ringing`.
 * ``answer`` goes off-hook at ring cycle ``rings_to_answer`` at the earliest; no ring for
   ``abandon_s`` before that means the caller gave up (``RemoteHangup(reason="abandoned")``).
+* ``seize`` goes off-hook on an idle line (no call) and then runs like an answered call: for line
+  measurements (``gatewayd levels``). A line that is ringing refuses with ``CallFailed(486)``.
 * After answer: loop current absent for ``cpc_min_ms`` (CPC), a line reversal after
   ``polarity_guard_ms``, a busy / reorder / dial tone, a silence timeout or the maximum call length
   end the call; the driver then goes on-hook by itself. ``tail_start_pts`` marks where the
@@ -281,6 +283,18 @@ class FxoCallLogic:
             return []
         c.answer_requested = True
         return self._maybe_answer(now)
+
+    def seize(self, leg_id: str, now: float) -> list[Effect]:
+        """Go off-hook on the idle line now, with no call (the leg then runs as an answered one)."""
+        if self.phase != Phase.IDLE or self.call is not None:
+            why = "a call is ringing" if self.phase in (Phase.RINGING, Phase.ALERTED) else f"line {self.phase}"
+            log.info("%s: seize(%s) refused: %s", self.cfg.name, leg_id, why)
+            return [Emit(CallFailed(self.cfg.name, leg_id, 486, why))]
+        self.call = _Call(leg_id, now, cycles=self.cfg.rings_to_answer, offered=True, answer_requested=True,
+                          last_activity=now)
+        self.phase = Phase.ANSWERING
+        self._deadline = now + self.cfg.hook_ack_timeout_s
+        return [SetHook(True)]
 
     def hangup(self, leg_id: str, now: float) -> list[Effect]:
         c = self.call

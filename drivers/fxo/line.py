@@ -79,6 +79,12 @@ class _Hangup:
     leg_id: str
 
 
+@dataclass(frozen=True)
+class _Seize:
+    leg_id: str
+    port: FramePort
+
+
 @dataclass
 class ControlCounters:
     garbage_lines: int = 0  # lines from the board that were not valid FXO/1 messages
@@ -92,7 +98,8 @@ def open_serial(url: str, baudrate: int, timeout: float) -> Any:
     """pyserial port for a path or URL (``serial_for_url``); imported here only."""
     import serial
 
-    return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
+    # exclusive (an flock): a second user of the board (another daemon, gatewayd levels) is refused
+    return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0, exclusive=True)
 
 
 class FxoLine:
@@ -109,7 +116,7 @@ class FxoLine:
         self._sink: EventSink | None = None
         self._ser: Any = None
         self._decoder = MessageDecoder()
-        self._requests: queue.SimpleQueue[_Answer | _Hangup] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[_Answer | _Hangup | _Seize] = queue.SimpleQueue()
         self._findings: queue.SimpleQueue[Finding] = queue.SimpleQueue()
         self._ports: dict[str, FramePort] = {}
         self._stop = threading.Event()
@@ -170,6 +177,11 @@ class FxoLine:
 
     def hangup(self, leg_id: str, sip_code: int = 0) -> None:
         self._requests.put(_Hangup(leg_id))
+
+    def seize(self, leg_id: str, port: FramePort) -> None:
+        """Go off-hook on the idle line (no call) with ``port`` attached, as ``gatewayd levels`` does to
+        measure the line; ``hangup(leg_id)`` ends it. Refused (``CallFailed``) while a call rings."""
+        self._requests.put(_Seize(leg_id, port))
 
     def send_digits(self, leg_id: str, digits: str, tone_ms: int = 250, gap_ms: int = 100) -> bool:
         return False  # an FXO line has no out-of-band digits: the runtime plays them in-band
@@ -322,6 +334,9 @@ class FxoLine:
             if isinstance(req, _Answer):
                 self._ports[req.leg_id] = req.port
                 self._apply(self.logic.answer(req.leg_id, now))
+            elif isinstance(req, _Seize):
+                self._ports[req.leg_id] = req.port
+                self._apply(self.logic.seize(req.leg_id, now))
             else:
                 self._ports.pop(req.leg_id, None)
                 self._apply(self.logic.hangup(req.leg_id, now))

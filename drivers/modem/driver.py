@@ -91,6 +91,11 @@ class ModemLine:
     def hangup(self, leg_id: str, sip_code: int = 0) -> None:
         self._commands.put(("hangup", leg_id, None))
 
+    def seize(self, leg_id: str, port: FramePort) -> None:
+        """Go off-hook on the idle line (no call) with ``port`` attached, as ``gatewayd levels`` does to
+        measure the line; ``hangup(leg_id)`` ends it. Refused (``CallFailed``) while a call rings."""
+        self._commands.put(("seize", leg_id, port))
+
     def send_digits(self, leg_id: str, digits: str, tone_ms: int = 250, gap_ms: int = 100) -> bool:
         return False  # +VTS only works in command state; the runtime plays DTMF in-band instead
 
@@ -102,8 +107,11 @@ class ModemLine:
     def _open(self) -> Any:
         import serial  # the hardware library is imported by the adapter that needs it
 
+        # exclusive: an flock on the device, so that a second user (another daemon, gatewayd levels) is
+        # refused with "Could not exclusively lock port" instead of stealing half of the bytes
         port = serial.serial_for_url(self.config.device, baudrate=self.config.baudrate, timeout=READ_WINDOW_S,
-                                     write_timeout=2.0, rtscts=self.config.rtscts, xonxoff=False, dsrdtr=False)
+                                     write_timeout=2.0, rtscts=self.config.rtscts, xonxoff=False, dsrdtr=False,
+                                     exclusive=True)
         self.modem_lines_available = _set_line(port, "dtr", True)
         if not self.config.rtscts:
             _set_line(port, "rts", True)
@@ -186,6 +194,8 @@ class ModemLine:
                 return
             if what == "answer" and fport is not None:
                 self.engine.answer(leg_id, fport, now)
+            elif what == "seize" and fport is not None:
+                self.engine.seize(leg_id, fport, now)
             elif what == "hangup":
                 self.engine.hangup(leg_id, now)
 

@@ -12,6 +12,9 @@ Call flow (HARDWARE.md §1):
   No RING for ``ring_timeout_s``: the caller gave up (``RemoteHangup(reason="abandoned")``).
 * **Answer.** ``answer()`` may come at any time; the modem goes off-hook (``AT+VLS=1``) no earlier
   than ring ``answer_after_rings``. Leg time (pts) starts there.
+* **Seize.** ``seize()`` goes off-hook on an idle line (no call ringing) and runs the leg like an
+  answered call — for line measurements (``gatewayd levels``); a ringing line refuses with
+  ``CallFailed(486)``.
 * **Media.** The modem is half duplex. While ``port.tx_active`` is false it records (``+VRX``): the
   received bytes become 20 ms frames pushed with ``port.push_rx`` (the modem's byte rate is the
   clock). While it is true it plays (``+VTX``): frames are pulled with ``port.pull_tx(pts)`` and
@@ -200,6 +203,16 @@ class ModemEngine:
             self._emit(CallFailed(self.config.name, leg_id, 480, "no such call"))
             return
         leg.port = port
+        self._maybe_answer(now)
+
+    def seize(self, leg_id: str, port: FramePort, now: float) -> None:
+        """Go off-hook on the idle line now (no call) and attach ``port`` as for an answered call."""
+        if self._leg is not None or self.state not in (State.INIT, State.READY):
+            busy = "a call is ringing" if self._leg is not None and self.state is State.READY else f"line {self.state}"
+            log.info("seize %s refused: %s", leg_id, busy)
+            self._emit(CallFailed(self.config.name, leg_id, 486, busy))
+            return
+        self._leg = _Leg(leg_id, rings=self.config.answer_after_rings, last_ring=now, offered=True, port=port)
         self._maybe_answer(now)
 
     def hangup(self, leg_id: str, now: float) -> None:

@@ -401,3 +401,38 @@ def test_stuck_ring_is_taken_as_off() -> None:
 def test_config_rejects_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         FxoConfig(**bad)
+
+
+# ------------------------------------------------------------------ seizing an idle line (gatewayd levels)
+def test_seize_goes_off_hook_at_once_and_runs_like_an_answered_leg() -> None:
+    rig = Rig()
+    assert rig.do("seize", "probe") == [SetHook(True)]
+    assert rig.logic.phase == Phase.ANSWERING
+    assert rig.do("hook_ack", True) == [Media("probe")]
+    rig._take(rig.logic.loop(True, rig.now, rig.pts))
+    rig.advance(5.0)
+    assert rig.logic.phase == Phase.CONNECTED and not [e for _, e in rig.log if isinstance(e, Emit)]
+    assert rig.do("hangup", "probe") == [Media(None), SetHook(False)]
+    assert rig.do("hook_ack", False) == [] and rig.logic.phase == Phase.IDLE
+
+
+def test_seize_refused_while_a_call_rings_and_the_call_is_untouched() -> None:
+    rig = Rig(cid=CidTiming.NONE)
+    rig.cycle()
+    assert rig.logic.phase == Phase.RINGING
+    effects = rig.do("seize", "probe")
+    assert effects == [Emit(CallFailed("fxo", "probe", 486, "a call is ringing"))]
+    assert rig.logic.phase == Phase.RINGING and rig.logic.call is not None and rig.logic.call.leg_id == "leg1"
+
+
+def test_seized_line_losing_loop_current_is_a_remote_hang_up() -> None:
+    rig = Rig()
+    rig.do("seize", "probe")
+    rig.do("hook_ack", True)
+    rig._take(rig.logic.loop(True, rig.now, rig.pts))
+    rig.advance(1.0)
+    rig._take(rig.logic.loop(False, rig.now, rig.pts))
+    at = rig.pts
+    rig.advance(1.0)
+    hangups = [e.event for _, e in rig.log if isinstance(e, Emit) and isinstance(e.event, RemoteHangup)]
+    assert hangups == [RemoteHangup("fxo", "probe", reason="cpc", tail_start_pts=at)]

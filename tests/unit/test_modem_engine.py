@@ -428,3 +428,31 @@ def test_software_call_progress_ends_the_call_where_the_tone_began(signal: str, 
     assert hup.reason == reason
     assert took <= 2.2  # two busy cycles, one second of dial tone, plus a frame
     assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (h + off)) <= 80  # within 10 ms
+
+
+# ------------------------------------------------------------------------------------------ seizing (gatewayd levels)
+def test_seize_goes_off_hook_without_a_call_and_receives_the_line() -> None:
+    b = Bench("usr5637")
+    port = SilencePort()
+    b.eng.seize("probe", port, b.now)
+    b.run_until(lambda: b.dev.mode == "vrx", 5.0)
+    assert b.dev.off_hook and b.dev.rings_sent == 0 and b.dev.ata_count == 0
+    line = caller_audio(1600, seed=4)
+    at = b.dev.play(line)
+    b.run(0.5)
+    got = received(port)
+    start = first_loud(got)
+    assert np.array_equal(got[start:start + 1600], line_roundtrip("ulaw", line)) and start >= at
+    assert b.events[1:] == []  # no IncomingCall, no hang-up
+    b.eng.hangup("probe", b.now)
+    b.run_until(lambda: not b.dev.off_hook and b.eng.state is State.READY, 10.0)
+
+
+def test_seize_is_refused_while_a_call_rings() -> None:
+    b = Bench("usr5637")
+    b.dev.ring(None, rings=6)
+    b.run_until(lambda: b.dev.rings_sent == 1, 5.0)
+    b.eng.seize("probe", SilencePort(), b.now)
+    b.run(0.1)
+    assert b.of(CallFailed) == [CallFailed("line1", "probe", 486, "a call is ringing")]
+    assert not b.dev.off_hook
