@@ -266,18 +266,24 @@ def _suggest(rep: FloorReport, ma: npt.NDArray[np.float64], idle: npt.NDArray[np
 
 
 def find_hum(runs: Sequence[Samples], floor_power: float, *, max_hz: float = 3400.0,
-             min_snr_db: float = 10.0) -> dict[str, Any] | None:
+             min_snr_db: float = 10.0, min_segments: int = 8) -> dict[str, Any] | None:
     """Mains hum in quiet audio: 50 or 60 Hz and harmonics standing ``min_snr_db`` above the noise
-    around them in a spectrum averaged over ``runs`` (2 Hz resolution from runs of 0.5 s or more).
+    around them in a spectrum averaged over ``runs`` (Welch, at least ``min_segments`` half-overlapping
+    segments: 2 Hz bins from about 2.5 s of audio in runs of 0.5 s or more, else 5 Hz bins; less
+    audio than that gives None).
 
     Returns ``{mains_hz, dbov, share, harmonics: [{hz, dbov}]}`` (``share``: hum power / floor power)
     or None when no harmonic of either mains frequency stands out."""
     from scipy.signal import welch  # scipy is a core dependency; imported where used
 
-    lengths = [len(r) for r in runs]
-    if not lengths or max(lengths) < 1600:
+    def segments(nper: int) -> int:
+        return sum(1 + (len(r) - nper) // (nper // 2) for r in runs if len(r) >= nper)
+
+    # 2 Hz bins when there is audio enough for them, else 5 Hz; too few averaged segments and the
+    # spectrum's own scatter passes for hum lines somewhere among a hundred harmonics: no verdict
+    nper = next((n for n in (4000, 1600) if segments(n) >= min_segments), 0)
+    if not nper:
         return None
-    nper = 4000 if max(lengths) >= 4000 else 1600  # 2 Hz or 5 Hz bins
     psd: npt.NDArray[np.float64] | None = None
     weight = 0
     freqs: npt.NDArray[np.float64] = np.zeros(0)

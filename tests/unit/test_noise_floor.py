@@ -138,3 +138,12 @@ def test_a_hopelessly_noisy_line_is_clamped_and_said_so() -> None:
     rep = measure_floor(ulaw(line(3.0, -5.0)))
     assert rep.suggestion is not None and rep.suggestion["threshold"] == 1000 and rep.suggestion["clamped"]
     assert any("too noisy" in n for n in rep.notes)
+
+
+@pytest.mark.parametrize("seconds", [0.8, 2.0, 6.0])
+@pytest.mark.parametrize("step", [1, 256])  # 256: an 8-bit linear modem codec
+def test_plain_noise_is_not_taken_for_hum(seconds: float, step: int) -> None:
+    for seed in range(4):
+        x = np.round(line(seconds, -45.0, seed=seed) / step) * step
+        rep = measure_floor(to_int16(x))
+        assert rep.hum is None, (seed, rep.hum)
