@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from drivers.emulators.modem import CallerId, ModemDevice, line_roundtrip
 
@@ -187,3 +188,38 @@ def test_hang_up_signals_on_the_line() -> None:
     cmd(c, "AT+VRX")
     c.hang_up("cpc")  # no -STE bit 2: the Conexant says nothing about loop current
     assert b"\x10l" not in b"".join(x for t in np.arange(0.02, 0.5, 0.02) for x in c.poll(float(t)))
+
+
+def test_seized_line_gives_dial_tone_then_its_noise_and_hum() -> None:
+    from drivers.emulators.line_audio import Hum
+    from media.g711 import alaw_decode
+    from media.levels import dbm0
+
+    d = ModemDevice("usr5637", line_noise_dbm0=-50.0, hum=Hum(60.0, (-45.0,)), dial_tone_s=1.0)
+    d.now = 0.0
+    voice(d, "132,8000")  # off-hook with no call ringing: the exchange gives dial tone
+    cmd(d, "AT+VRX")
+    wire = b"".join(c for t in np.arange(0.02, 3.0, 0.02) for c in d.poll(float(t)))
+    assert d.event_samples == [(round(d.profile.dial_detect_s * 8000), "d")]
+    body = wire.replace(b"\x10d", b"").replace(b"\x10\x10", b"\x10")
+    pcm = alaw_decode(np.frombuffer(body, dtype=np.uint8).tobytes())
+    assert dbm0(pcm[800:7200]) == pytest.approx(-10.0, abs=0.5)  # 350 + 440 Hz at -13 dBm0 each
+    quiet = pcm[8800:22400]
+    assert dbm0(quiet) == pytest.approx(10 * np.log10(10 ** -5.0 + 10 ** -4.5), abs=0.5)  # noise + hum power
+    spectrum = np.abs(np.fft.rfft(quiet[:8000] * np.hanning(8000)))
+    assert int(np.argmax(spectrum)) == 60  # 1 Hz bins: the hum line stands out
+
+
+def test_answered_call_has_no_dial_tone() -> None:
+    d = ModemDevice("usr5637", dial_tone_s=1.0, ring_on_s=0.1, ring_off_s=0.1)
+    d.now = 0.0
+    cmd(d, "ATE0")
+    cmd(d, "AT+FCLASS=8")
+    d.ring(None, rings=4)
+    d.poll(0.15)
+    cmd(d, "AT+VSM=132,8000")
+    cmd(d, "AT+VLS=1")
+    cmd(d, "AT+VRX")
+    wire = b"".join(c for t in np.arange(0.2, 1.2, 0.02) for c in d.poll(float(t)))
+    assert d.event_samples == [] and b"\x10d" not in wire
+    assert set(wire) <= {0xD5}  # A-law silence: a digitally quiet line, as before
