@@ -45,7 +45,7 @@ import numpy.typing as npt
 
 from media.analysis import AnalysisOptions, DtmfAnalyser, analyse
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, Samples
-from media.levels import FLOOR_DB, FULL_SCALE, dbov, dbov_to_threshold, threshold_to_dbov
+from media.levels import FLOOR_DB, FULL_SCALE, SINE_DBOV_OFFSET, dbov, dbov_to_threshold, threshold_to_dbov
 from media.line_analysis import ProgressAnalyser
 from media.progress import ToneKind
 from media.progress import country as tone_plan
@@ -82,6 +82,11 @@ class FloorReport:
     level_dbov: dict[str, float] | None = None  # per-frame dBov of the idle frames: min, p10, median, p90, max
     mean_abs: dict[str, float] | None = None  # per-frame mean |x| of the idle frames
     floor_dbov: float | None = None  # power average of the idle frames
+
+    @property
+    def floor_dbm0(self) -> float | None:
+        """The floor in dBm0 (same power: dBm0 = dBov + 6.15 for any signal, RMS-based)."""
+        return None if self.floor_dbov is None else round(self.floor_dbov + SINE_DBOV_OFFSET, 2)
     under_tone: dict[str, Any] | None = None  # {kind, start, end, floor_dbov} floor estimated under a dial tone
     hum: dict[str, Any] | None = None
     suggestion: dict[str, Any] | None = None
@@ -97,7 +102,8 @@ class FloorReport:
             "frames_excluded": {"tone_or_digit": self.excluded_frames, "all_zero": self.zero_frames,
                                 "activity": self.activity_frames},
             "idle": {"frames": self.idle_frames, "seconds": self.idle_seconds, "level_dbov": self.level_dbov,
-                     "mean_abs": self.mean_abs, "floor_dbov": self.floor_dbov},
+                     "mean_abs": self.mean_abs, "floor_dbov": self.floor_dbov,
+                     "floor_dbm0": self.floor_dbm0},
             "under_tone": self.under_tone, "hum": self.hum, "suggestion": self.suggestion, "notes": self.notes,
         }
 
@@ -117,7 +123,8 @@ class FloorReport:
             lines.append("frame level    " + "".join(f"{k:>9}" for k in STAT_KEYS))
             lines.append("  dBov         " + "".join(f"{self.level_dbov[k]:9.1f}" for k in STAT_KEYS))
             lines.append("  mean |x|     " + "".join(f"{self.mean_abs[k]:9.1f}" for k in STAT_KEYS))
-            lines.append(f"noise floor: {self.floor_dbov:.1f} dBov (power average of the idle frames)")
+            lines.append(f"noise floor: {self.floor_dbov:.1f} dBov = {self.floor_dbm0:.1f} dBm0 (power average of "
+                         "the idle frames)")
         if self.under_tone is not None:
             u = self.under_tone
             lines.append(f"floor under the {u['kind']} tone ({u['start']:.2f}–{u['end']:.2f} s, tone cut out of the "

@@ -90,6 +90,7 @@ def check_suggestion(r: dict[str, Any], noise_dbm0: float) -> int:
     """The measured floor is the emulated one; the suggestion sits above every idle frame and well under speech."""
     idle = r["idle"]
     assert idle["floor_dbov"] == pytest.approx(noise_dbm0 + DBOV_PER_DBM0, abs=1.5)
+    assert idle["floor_dbm0"] == pytest.approx(noise_dbm0, abs=1.5)
     s = r["suggestion"]
     assert s["basis"] == "idle"
     t: int = s["threshold"]
