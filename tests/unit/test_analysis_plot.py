@@ -80,6 +80,10 @@ def test_cli_writes_a_png_of_the_requested_size(tmp_path: Path, capsys: pytest.C
     out = json.loads(capsys.readouterr().out)
     assert out["plot"] == str(png) and [d["digit"] for d in out["dtmf"]] == ["4", "7"]
     assert _png_header(png) == (800, 500)
+    from matplotlib.image import imread
+
+    pixels = imread(png)  # decodes the whole file
+    assert pixels.shape[:2] == (500, 800) and pixels[..., :3].std() > 0.1  # a drawing, not a blank
     assert main(["analyze", str(wav), "--plot", str(png)]) == 0
     assert _png_header(png) == (1200, 600)
     assert capsys.readouterr().out.endswith(f"plot: {png}\n")
