@@ -290,8 +290,11 @@ class _Builder:
                 self.err(node, f"{where or 'config'}: missing required key {yaml_key(name)!r}")
         if len(self.problems) > before:
             return None
+        # an explicit null means "the default", except where the field itself may be None
+        # (``metrics.address: null`` disables the listener)
         values = {k: v for k, v in values.items() if not (v is None and fields[k].default is not None
-                                                          and fields[k].default is not dataclasses.MISSING)}
+                                                          and fields[k].default is not dataclasses.MISSING
+                                                          and type(None) not in get_args(hints[k]))}
         try:
             obj = cls(**values)
         except (ValueError, TypeError) as e:

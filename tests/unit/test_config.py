@@ -128,3 +128,8 @@ def test_example_config_is_generated_documents_every_key_and_loads() -> None:
             assert "doc" in f.metadata or f.name == "type", f"{cls.__name__}.{f.name} has no doc"
             todo += classes(hints[f.name])
     assert len(seen) == 11  # Config and every section
+
+
+def test_explicit_null_disables_the_metrics_listener() -> None:
+    assert load_config_text("metrics:\n  address: null\n", "c.yaml").metrics.address is None
+    assert load_config_text("metrics: {}\n", "c.yaml").metrics.address == "127.0.0.1:9464"
