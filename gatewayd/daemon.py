@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_STALE_S = 2.0  # the media worker beats at least every 0.25 s
 STOP_TIMEOUT_S = 45.0  # below the unit's TimeoutStopSec (60 s)
 STORE_DRAIN_S = 5.0  # then what is not uploaded stays spooled for the next start
+WATCHDOG_MARGIN = 0.8  # ping at 80 % of half the watchdog timeout: late wake-ups stay within the half
+STATUS_POLL_S = 0.5
 
 
 class DaemonMetrics:
@@ -114,9 +116,10 @@ class Daemon:
             await self._start_servers()
             self.notifier.ready(self._status_text())
             log.info("gatewayd ready: %s", self._status_text())
-            watchdog = loop.create_task(self._watchdog())
+            tasks = [loop.create_task(self._watchdog()), loop.create_task(self._status_updates())]
             await self._stop.wait()
-            watchdog.cancel()
+            for t in tasks:
+                t.cancel()
             self.notifier.stopping("finishing calls and uploads")
             log.info("stopping: finishing calls and uploading recordings")
             if not await self.mgr.drain(STOP_TIMEOUT_S):
@@ -177,14 +180,32 @@ class Daemon:
         return self.worker.alive and time.monotonic() - self.worker.heartbeat < HEARTBEAT_STALE_S
 
     async def _watchdog(self) -> None:
-        interval = self.notifier.watchdog_interval or 5.0
+        """WATCHDOG=1 at most every half timeout (on a fixed schedule, with a margin for scheduling jitter),
+        only while the media worker's heartbeat is fresh."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        period = interval * WATCHDOG_MARGIN
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
-            await asyncio.sleep(min(interval, 5.0))
+            next_at = max(next_at + period, loop.time())
+            await asyncio.sleep(next_at - loop.time())
             if self.heartbeat_fresh():
                 self.notifier.watchdog()
             else:
-                log.error("media worker heartbeat is stale: not feeding the watchdog")
-            self.notifier.status(self._status_text())
+                log.error("media worker heartbeat is stale (%.1f s): not feeding the watchdog",
+                          time.monotonic() - self.worker.heartbeat)
+
+    async def _status_updates(self) -> None:
+        """STATUS= whenever the live-call or line count changes (polled: cheap, and never on the media path)."""
+        last = self._status_text()
+        while True:
+            await asyncio.sleep(STATUS_POLL_S)
+            text = self._status_text()
+            if text != last:
+                self.notifier.status(text)
+                last = text
 
     def _status_text(self) -> str:
         n = len(self.mgr.calls) if self.mgr else 0

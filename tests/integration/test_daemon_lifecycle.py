@@ -8,12 +8,24 @@ from __future__ import annotations
 import errno
 import signal
 import socket
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.integration.daemon_proc import DaemonProc, gatewayd_cli, sip_config
-from tests.integration.sip_peers import free_port
+from media import g711
+from media.frame import SAMPLE_RATE
+from media.wav import read_info, read_wav, write_wav
+from tests.integration.daemon_proc import (
+    DaemonProc,
+    bucket_files,
+    call_report,
+    gatewayd_cli,
+    place_call,
+    sip_config,
+)
+from tests.integration.sip_peers import free_port, match, noise
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -77,4 +89,74 @@ def test_status_command_outside_the_daemon(tmp_path: Path) -> None:
     assert gone.returncode == 69 and "not running" in gone.stderr
 
 
-_ = signal
+# ------------------------------------------------------------------ calls
+def caller_audio(tmp_path: Path, seconds: float, seed: int) -> tuple[Path, np.ndarray]:
+    """A noise WAV for ``gatewayd call --play``, and what the daemon should hear (through PCMU)."""
+    x = noise(seconds, seed)
+    wav = tmp_path / f"caller-{seed}.wav"
+    write_wav(wav, x)
+    return wav, g711.ulaw_decode(g711.ulaw_encode(x))
+
+
+def spooled_samples(state_dir: Path) -> int:
+    """Samples written so far to the one recording in progress in the spool (0 when there is none)."""
+    wavs = [p for p in (state_dir / "spool").glob("*.wav")]
+    return max(0, (wavs[0].stat().st_size - 44) // 2) if len(wavs) == 1 else 0
+
+
+def wait_spooled(state_dir: Path, samples: int, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (n := spooled_samples(state_dir)) < samples:
+        assert time.monotonic() < deadline, f"recording reached {n} samples, not {samples}"
+        time.sleep(0.05)
+    return n
+
+
+def test_status_follows_a_live_call(tmp_path: Path) -> None:
+    port = free_port()
+    wav, _ = caller_audio(tmp_path, 4.0, seed=1)
+    with DaemonProc(tmp_path, sip_config(tmp_path, port)) as d:
+        d.start()
+        ready = d.wait_ready()
+        caller = place_call(f"sip:100@127.0.0.1:{port}", "--play", str(wav), "--hangup-after", "4")
+        live = d.notify.wait(lambda m: m.get("STATUS") == "1 live call; 1/1 lines up", after=ready, timeout=15)
+        st = d.status()
+        assert [ln["name"] for ln in st["lines"]] == ["trunk"] and st["lines"][0]["state"] == "up"
+        assert len(st["calls"]) == 1 and st["calls"][0]["application"] == "recorder"
+        out = gatewayd_cli("status", "--config", str(d.config_path))
+        assert out.returncode == 0, out.stderr
+        assert "calls: 1" in out.stdout and f"{st['calls'][0]['transaction_id']} recorder" in out.stdout
+        assert "Inbound trunk answered" in out.stdout, out.stdout
+        report = call_report(caller)
+        assert report["answered"], report["_stderr"]
+        d.notify.wait(lambda m: m.get("STATUS") == "0 live calls; 1/1 lines up", after=live, timeout=10)
+        assert d.status()["calls"] == []
+        assert d.stop() == 0
+    assert len(bucket_files(tmp_path)) == 1
+
+
+def test_sigterm_finishes_and_uploads_the_recording_in_progress(tmp_path: Path) -> None:
+    port = free_port()
+    wav, heard = caller_audio(tmp_path, 12.0, seed=2)
+    with DaemonProc(tmp_path, sip_config(tmp_path, port)) as d:
+        d.start()
+        ready = d.wait_ready()
+        caller = place_call(f"sip:100@127.0.0.1:{port}", "--play", str(wav), "--hangup-after", "12")
+        before = wait_spooled(d.state_dir, 2 * SAMPLE_RATE)
+        d.signal(signal.SIGTERM)
+        stopping = d.notify.wait(lambda m: "STOPPING=1" in m, after=ready, timeout=5)
+        assert stopping.pid == d.pid
+        assert d.wait(20) == 0
+        log = d.stderr()
+    report = call_report(caller)
+    assert report["answered"] and report["hangup"] == "remote-bye", report
+    assert report["call_s"] < 10.0  # cut short by the stop, not by the caller
+    files = bucket_files(tmp_path)
+    assert len(files) == 1 and files[0].parent.name == "calls", (files, log)
+    info = read_info(files[0])
+    assert info.channels == 1 and info.sample_rate == SAMPLE_RATE and info.bits_per_sample == 16
+    got = read_wav(files[0])
+    assert before <= len(got) <= report["call_s"] * SAMPLE_RATE + 1600
+    m = match(heard[:len(got)], got, max_lag=SAMPLE_RATE // 2)
+    assert m.good(), m  # what the caller sent, in order
+    assert list((tmp_path / "state" / "spool").glob("*.wav")) == []  # nothing left for the next start
