@@ -298,6 +298,48 @@ def running_daemon(workdir: Path, config: dict[str, Any] | str, **kw: Any) -> It
         yield d
 
 
+# ------------------------------------------------------------------ freezing one thread
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+WALL = 0x40000000
+
+
+def thread_ids(pid: int, name: str) -> list[int]:
+    """Native ids of the threads of ``pid`` whose OS-level name (``/proc/PID/task/TID/comm``) is ``name``."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "comm").read_text().strip() == name:
+                out.append(int(task.name))
+    return out
+
+
+@contextlib.contextmanager
+def frozen_thread(tid: int) -> Iterator[None]:
+    """Stop one thread (not its process: SIGSTOP would stop them all) with ptrace: PTRACE_SEIZE then
+    PTRACE_INTERRUPT puts just that thread in a ptrace-stop until PTRACE_DETACH. The thread is frozen
+    exactly as a thread stuck in the kernel would be. Needs CAP_SYS_PTRACE or a child process (Yama)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    libc.ptrace.restype = ctypes.c_long
+
+    def ptrace(request: int, what: str) -> None:
+        if libc.ptrace(request, tid, None, None) == -1:
+            e = ctypes.get_errno()
+            raise OSError(e, f"ptrace {what} of thread {tid}: {os.strerror(e)}")
+
+    ptrace(PTRACE_SEIZE, "SEIZE")
+    try:
+        ptrace(PTRACE_INTERRUPT, "INTERRUPT")
+        os.waitpid(tid, WALL)  # the thread is in its ptrace-stop from here
+        yield
+    finally:
+        ptrace(PTRACE_DETACH, "DETACH")
+
+
 # ------------------------------------------------------------------ calls
 def gatewayd_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """``python -m gatewayd ARGS...`` to completion, output captured (check the return code yourself)."""

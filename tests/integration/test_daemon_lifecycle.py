@@ -21,9 +21,11 @@ from tests.integration.daemon_proc import (
     DaemonProc,
     bucket_files,
     call_report,
+    frozen_thread,
     gatewayd_cli,
     place_call,
     sip_config,
+    thread_ids,
 )
 from tests.integration.sip_peers import free_port, match, noise
 
@@ -160,3 +162,55 @@ def test_sigterm_finishes_and_uploads_the_recording_in_progress(tmp_path: Path) 
     m = match(heard[:len(got)], got, max_lag=SAMPLE_RATE // 2)
     assert m.good(), m  # what the caller sent, in order
     assert list((tmp_path / "state" / "spool").glob("*.wav")) == []  # nothing left for the next start
+
+
+# ------------------------------------------------------------------ watchdog
+WATCHDOG_USEC = 2_000_000  # systemd's WatchdogSec=2s: pings due at least every 1 s
+HEARTBEAT_STALE_S = 2.0  # gatewayd.daemon: the media worker beats every 0.25 s, stale after 2 s
+
+
+def test_watchdog_fed_only_while_the_media_worker_runs(tmp_path: Path) -> None:
+    half = WATCHDOG_USEC / 2e6
+    with DaemonProc(tmp_path, sip_config(tmp_path, free_port()), watchdog_usec=WATCHDOG_USEC) as d:
+        d.start()
+        ready = d.wait_ready()
+        pings = [ready]
+        for _ in range(4):
+            pings.append(d.notify.wait(lambda m: "WATCHDOG=1" in m, after=pings[-1], timeout=3 * half))
+        gaps = np.diff([p.at for p in pings])
+        assert gaps.max() <= half, f"WATCHDOG=1 gaps {gaps} (READY first) exceed half the timeout"
+        assert all(p.pid == d.pid for p in pings)
+
+        # the media worker (an OS-level thread name it gives itself) frozen alone: the control loop runs on
+        [tid] = thread_ids(d.pid, "media-worker")
+        with frozen_thread(tid):
+            frozen_at = time.monotonic()
+            mark = d.notify.snapshot()[-1]
+            d.wait_log("media worker heartbeat is stale", timeout=HEARTBEAT_STALE_S + 3 * half)
+            age = d.status()["media_worker_heartbeat_age_s"]  # the status server (control loop) answers
+            assert age >= HEARTBEAT_STALE_S
+            d.wait_log("media worker heartbeat is stale", count=3, timeout=3 * half)  # two more missed pings
+            thawed_at = time.monotonic()
+        during = [m for m in d.notify.snapshot()[mark.index + 1:] if m.at < thawed_at]
+        fed = [m.at - frozen_at for m in during if "WATCHDOG=1" in m]
+        assert all(t < HEARTBEAT_STALE_S + 0.3 for t in fed), f"WATCHDOG=1 at {fed} s into the stall"
+        assert thawed_at - frozen_at > HEARTBEAT_STALE_S + 1.5 * half  # so at least one ping was withheld
+        back = d.notify.wait(lambda m: "WATCHDOG=1" in m and m.at > thawed_at, timeout=2 * half, after=mark)
+        assert back.at - thawed_at <= half + 0.3
+        assert d.status()["media_worker_heartbeat_age_s"] < 1.0
+        assert d.stop() == 0
+
+
+def test_watchdog_pid_of_another_process_is_not_ours(tmp_path: Path) -> None:
+    """WATCHDOG_PID names the main process; a daemon that inherited someone else's sends no WATCHDOG=1."""
+    env = {"WATCHDOG_USEC": str(WATCHDOG_USEC // 4), "WATCHDOG_PID": "1"}
+    with DaemonProc(tmp_path, sip_config(tmp_path, free_port()), env=env) as d:
+        d.start()
+        ready = d.wait_ready()
+        d.wait_log("gatewayd ready")
+        st = d.status()  # the control loop has run well past a 0.25 s ping period by the second query
+        while st["uptime_s"] < 1.5:
+            time.sleep(0.1)
+            st = d.status()
+        assert not [m for m in d.notify.snapshot() if "WATCHDOG=1" in m], ready
+        assert d.stop() == 0
