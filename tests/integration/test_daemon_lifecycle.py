@@ -214,3 +214,62 @@ def test_watchdog_pid_of_another_process_is_not_ours(tmp_path: Path) -> None:
             st = d.status()
         assert not [m for m in d.notify.snapshot() if "WATCHDOG=1" in m], ready
         assert d.stop() == 0
+
+
+# ------------------------------------------------------------------ SIGHUP
+def test_sighup_new_route_for_the_next_call_while_the_live_one_keeps_going(tmp_path: Path) -> None:
+    port = free_port()
+    first_wav, first_heard = caller_audio(tmp_path, 7.0, seed=3)
+    second_wav, second_heard = caller_audio(tmp_path, 2.5, seed=4)
+    cfg = sip_config(tmp_path, port)
+    with DaemonProc(tmp_path, cfg) as d:
+        d.start()
+        ready = d.wait_ready()
+        first = place_call(f"sip:100@127.0.0.1:{port}", "--play", str(first_wav), "--hangup-after", "7")
+        wait_spooled(d.state_dir, SAMPLE_RATE)
+        new = {**cfg, "applications": [*cfg["applications"],
+                                       {"name": "voicemail", "handler": "python:gatewayd.handlers.voicemail:handler"}],
+               "rules": [{"name": "to-200", "trigger_type": "ToPhoneNumber", "trigger_value": "200",
+                          "target_applications": [{"application": "voicemail"}]}, *cfg["rules"]]}
+        d.reload(new)
+        reloading = d.notify.wait(lambda m: "RELOADING=1" in m, after=ready, timeout=5)
+        d.notify.wait(lambda m: "READY=1" in m, after=reloading, timeout=5)
+        d.wait_log("reloaded")
+        assert d.status()["calls"][0]["application"] == "recorder"  # the live call keeps its application
+        second = place_call(f"sip:200@127.0.0.1:{port}", "--play", str(second_wav), "--hangup-after", "2.5")
+        r2, r1 = call_report(second), call_report(first)
+        assert d.stop() == 0
+    assert r1["answered"] and r1["hangup"] == "local" and r1["call_s"] >= 6.9, r1  # not dropped by the reload
+    assert r2["answered"] and r2["hangup"] == "local", r2
+    [old] = bucket_files(tmp_path, pattern="calls/*.wav")
+    [routed] = bucket_files(tmp_path, pattern="voicemail/*.wav")  # the new rule's application
+    assert len(read_wav(old)) >= 6.5 * SAMPLE_RATE
+    assert match(first_heard, read_wav(old), max_lag=SAMPLE_RATE // 2).good()
+    got = read_wav(routed)
+    assert match(second_heard[-len(got):], got, max_lag=SAMPLE_RATE).median > 0.9  # after the (failed) prompts
+
+
+def test_sighup_broken_config_is_refused_and_the_old_one_serves(tmp_path: Path) -> None:
+    port = free_port()
+    wav, heard = caller_audio(tmp_path, 2.0, seed=5)
+    cfg = sip_config(tmp_path, port)
+    with DaemonProc(tmp_path, cfg) as d:
+        d.start()
+        ready = d.wait_ready()
+        broken = {**cfg, "rules": [{**cfg["rules"][0], "target_applications": [{"aplication": "recorder"}]}]}
+        d.reload(broken)
+        reloading = d.notify.wait(lambda m: "RELOADING=1" in m, after=ready, timeout=5)
+        d.notify.wait(lambda m: "READY=1" in m, after=reloading, timeout=5)  # back to ready: the old config
+        log = d.wait_log("reload refused")
+        refused = [ln for ln in log.splitlines() if "reload refused" in ln]
+        assert any(f"{d.config_path}:" in ln and "'aplication'" in ln for ln in refused), refused
+        where = next(ln for ln in refused if "'aplication'" in ln).split(f"{d.config_path}:", 1)[1]
+        line, col = (int(x) for x in where.split(":")[:2])
+        assert d.config_path.read_text().splitlines()[line - 1][col - 1:].startswith("aplication")
+        assert "reloaded" not in log
+        caller = place_call(f"sip:100@127.0.0.1:{port}", "--play", str(wav), "--hangup-after", "2")
+        report = call_report(caller)
+        assert d.stop() == 0
+    assert report["answered"], report
+    [rec] = bucket_files(tmp_path, pattern="calls/*.wav")  # the old rule and application took it
+    assert match(heard, read_wav(rec), max_lag=SAMPLE_RATE // 2).good()
