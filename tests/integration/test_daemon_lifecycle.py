@@ -6,6 +6,7 @@ line on loopback called by ``gatewayd call``, local-directory buckets and the bu
 from __future__ import annotations
 
 import errno
+import json
 import signal
 import socket
 import time
@@ -273,3 +274,47 @@ def test_sighup_broken_config_is_refused_and_the_old_one_serves(tmp_path: Path) 
     assert report["answered"], report
     [rec] = bucket_files(tmp_path, pattern="calls/*.wav")  # the old rule and application took it
     assert match(heard, read_wav(rec), max_lag=SAMPLE_RATE // 2).good()
+
+
+# ------------------------------------------------------------------ crash and recovery
+def test_kill_9_mid_recording_then_restart_uploads_the_spooled_recording(tmp_path: Path) -> None:
+    port = free_port()
+    wav, heard = caller_audio(tmp_path, 10.0, seed=6)
+    cfg = sip_config(tmp_path, port)
+    spool = tmp_path / "state" / "spool"
+    with DaemonProc(tmp_path, cfg) as d:
+        d.start()
+        d.wait_ready()
+        caller = place_call(f"sip:100@127.0.0.1:{port}", "--play", str(wav), "--hangup-after", "10")
+        try:
+            wait_spooled(d.state_dir, int(2.5 * SAMPLE_RATE))
+            assert d.kill() == -signal.SIGKILL
+        finally:
+            caller.kill()
+            caller.communicate()
+    [spooled] = list(spool.glob("*.wav"))
+    [sidecar] = list(spool.glob("*.json"))
+    key = json.loads(sidecar.read_text())["key"]
+    flushed = spooled.read_bytes()[44:]  # every write the daemon made before it died (the page cache keeps it)
+    flushed = flushed[:len(flushed) // 2 * 2]
+    assert len(flushed) >= 2.5 * SAMPLE_RATE * 2
+    assert bucket_files(tmp_path) == []
+
+    with DaemonProc(tmp_path, cfg, name="restarted") as d:
+        d.start()
+        d.wait_ready()
+        d.wait_log("start-up recovery: 1 spooled recording(s)")
+        deadline = time.monotonic() + 10
+        while not bucket_files(tmp_path) or list(spool.glob("*.json")):
+            assert time.monotonic() < deadline, (bucket_files(tmp_path), list(spool.iterdir()), d.stderr())
+            time.sleep(0.05)
+        assert d.stop() == 0
+    [uploaded] = bucket_files(tmp_path)
+    assert uploaded == tmp_path / "buckets" / "gatewayd-recordings" / key  # where RecordAudio meant it to go
+    info = read_info(uploaded)
+    assert info.frames * 2 == len(flushed)  # header repaired to what was on disk
+    data = uploaded.read_bytes()
+    assert data[-len(flushed):] == flushed  # byte for byte, up to the last frame written
+    got = read_wav(uploaded)
+    assert match(heard[:len(got)], got, max_lag=SAMPLE_RATE // 2).good()
+    assert list(spool.iterdir()) == []
