@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +71,42 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class NotifyListener:
+    """The service manager's end (benchmarks, tests): a datagram socket whose :attr:`address` a child gets
+    as ``$NOTIFY_SOCKET``. Bound at ``path``, or as an abstract socket when the path is too long for
+    ``sun_path``; SO_PASSCRED on, so every message carries the sender's pid (``NotifyAccess=main``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path: Path | None = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        if len(os.fsencode(path)) < 100:
+            self.sock.bind(str(path))
+            self.address = str(path)
+        else:
+            name = f"gatewayd-notify-{uuid.uuid4().hex}"
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
+            self.path = None
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+    def receive(self, timeout: float | None) -> tuple[dict[str, str], int] | None:
+        """The next message's assignments and sender pid, or None after ``timeout`` s."""
+        ucred = struct.calcsize("3i")
+        self.sock.settimeout(timeout)
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(ucred))
+        except TimeoutError:
+            return None
+        pid = 0
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("3i", payload[:ucred])[0]
+        fields = dict(line.partition("=")[::2] for line in data.decode(errors="replace").split("\n") if line)
+        return fields, pid
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """The daemon as a subprocess, for end-to-end tests: ``python -m gatewayd run --config FILE``.
 
-The test owns the sd_notify socket (an AF_UNIX datagram socket in the test's directory, bound with
+The test owns the sd_notify socket (gatewayd.sdnotify.NotifyListener: AF_UNIX datagrams in the test directory, with
 SO_PASSCRED so every message carries the sender's pid, as systemd checks for ``NotifyAccess=main``).
 ``WATCHDOG_PID`` is set to the daemon's own pid the way systemd does it: a shell exports ``$$`` and
 ``exec``s the interpreter, so the pid does not change.
@@ -26,13 +26,10 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +38,7 @@ from typing import Any
 import yaml
 
 from gatewayd.commands.status import query
+from gatewayd.sdnotify import NotifyListener
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = "gatewayd-recordings"
@@ -73,34 +71,21 @@ class NotifySocket:
 
     def __post_init__(self) -> None:
         self._cv = threading.Condition()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        if len(os.fsencode(self.path)) < 100:
-            self.sock.bind(str(self.path))
-            self.address = str(self.path)
-        else:  # too long for sun_path: an abstract socket (systemd's "@name" form)
-            name = f"gatewayd-test-{uuid.uuid4().hex}"
-            self.sock.bind("\0" + name)
-            self.address = "@" + name
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.settimeout(0.2)
+        self.listener = NotifyListener(self.path)
+        self.address = self.listener.address
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="notify-socket", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        ucred = struct.calcsize("3i")
         while not self._closed:
             try:
-                data, anc, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(ucred))
-            except TimeoutError:
-                continue
+                got = self.listener.receive(0.2)
             except OSError:
                 return
-            pid = 0
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    pid = struct.unpack("3i", payload[:ucred])[0]
-            fields = dict(line.partition("=")[::2] for line in data.decode().split("\n") if line)
+            if got is None:
+                continue
+            fields, pid = got
             with self._cv:
                 self.messages.append(Notification(fields, time.monotonic(), pid, len(self.messages)))
                 self._cv.notify_all()
@@ -127,10 +112,8 @@ class NotifySocket:
 
     def close(self) -> None:
         self._closed = True
-        self.sock.close()
         self._thread.join(1.0)
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        self.listener.close()
 
 
 # ------------------------------------------------------------------ config

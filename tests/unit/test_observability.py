@@ -12,7 +12,7 @@ import pytest
 
 from gatewayd.logs import call_context, setup_logging
 from gatewayd.metrics import MetricsServer, Registry
-from gatewayd.sdnotify import Notifier
+from gatewayd.sdnotify import Notifier, NotifyListener
 
 
 def test_notify_messages_reach_the_socket(tmp_path: Path) -> None:
@@ -41,6 +41,19 @@ def test_abstract_socket_and_foreign_watchdog_pid() -> None:
     assert n.status("idle")
     assert srv.recv(100) == b"STATUS=idle"
     srv.close()
+
+
+def test_listener_gets_assignments_and_the_sender_pid(tmp_path: Path) -> None:
+    for where in (tmp_path / "n.sock", tmp_path / ("x" * 120) / "n.sock"):  # a path, then too long: abstract
+        listener = NotifyListener(where)
+        n = Notifier({"NOTIFY_SOCKET": listener.address})
+        assert n.ready("up") and n.watchdog()
+        assert listener.receive(2.0) == ({"READY": "1", "STATUS": "up"}, os.getpid())
+        assert listener.receive(2.0) == ({"WATCHDOG": "1"}, os.getpid())
+        assert listener.receive(0.05) is None
+        n.close()
+        listener.close()
+    assert not (tmp_path / "n.sock").exists()
 
 
 def test_without_notify_socket_everything_is_a_no_op() -> None:
