@@ -318,3 +318,12 @@ def test_kill_9_mid_recording_then_restart_uploads_the_spooled_recording(tmp_pat
     got = read_wav(uploaded)
     assert match(heard[:len(got)], got, max_lag=SAMPLE_RATE // 2).good()
     assert list(spool.iterdir()) == []
+
+
+# ------------------------------------------------------------------ gatewayd bench startup
+def test_bench_startup_measures_cold_starts_and_fails_a_missed_bound() -> None:
+    r = gatewayd_cli("bench", "startup", "-n", "2", "--bound-p95", "0.001", "--json", timeout=60)
+    assert r.returncode == 1, r.stderr  # no daemon reaches READY=1 in a millisecond
+    figures = json.loads(r.stdout)
+    assert figures["n"] == 2 and 0.001 < figures["min_s"] <= figures["p50_s"] <= figures["p95_s"]
+    assert figures["p95_s"] < 30  # each run did reach READY=1 (else: no figures, an error)
