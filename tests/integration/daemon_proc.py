@@ -50,9 +50,10 @@ class Notification:
     """One datagram: its assignments, when it came (monotonic) and who sent it."""
 
     fields: dict[str, str]
-    at: float
+    at: float  # time.monotonic()
     pid: int
     index: int
+    wall: float = 0.0  # time.time(), to compare with file times
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.fields.get(key, default)
@@ -87,7 +88,7 @@ class NotifySocket:
                 continue
             fields, pid = got
             with self._cv:
-                self.messages.append(Notification(fields, time.monotonic(), pid, len(self.messages)))
+                self.messages.append(Notification(fields, time.monotonic(), pid, len(self.messages), time.time()))
                 self._cv.notify_all()
 
     def wait(self, pred: Callable[[Notification], bool], timeout: float = 10.0,

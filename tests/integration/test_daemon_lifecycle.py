@@ -61,6 +61,25 @@ def test_ready_only_once_the_line_is_up(tmp_path: Path) -> None:
     assert not udp_port_taken(port)
 
 
+def test_a_line_that_cannot_start_is_reported_down(tmp_path: Path) -> None:
+    """A SIP port already taken: the daemon still comes up (the other lines work) and says the line is down."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    cfg = sip_config(tmp_path, free_port())
+    cfg["lines"].append({**cfg["lines"][0], "name": "busy", "port": port})
+    try:
+        with DaemonProc(tmp_path, cfg) as d:
+            d.start()
+            ready = d.wait_ready()
+            assert ready.get("STATUS") == "0 live calls; 1/2 lines up"
+            assert {ln["name"]: ln["state"] for ln in d.status()["lines"]} == {"trunk": "up", "busy": "down"}
+            assert "line busy did not start" in d.stderr()
+            assert d.stop() == 0
+    finally:
+        taken.close()
+
+
 def test_broken_config_exits_78_with_nothing_started(tmp_path: Path) -> None:
     port = free_port()
     cfg = sip_config(tmp_path, port)
@@ -156,6 +175,7 @@ def test_sigterm_finishes_and_uploads_the_recording_in_progress(tmp_path: Path) 
     assert report["call_s"] < 10.0  # cut short by the stop, not by the caller
     files = bucket_files(tmp_path)
     assert len(files) == 1 and files[0].parent.name == "calls", (files, log)
+    assert files[0].stat().st_mtime >= stopping.wall - 0.5  # uploaded after STOPPING=1 (receipt time, slack)
     info = read_info(files[0])
     assert info.channels == 1 and info.sample_rate == SAMPLE_RATE and info.bits_per_sample == 16
     got = read_wav(files[0])
