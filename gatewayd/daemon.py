@@ -262,9 +262,24 @@ class Daemon:
             writer.close()
 
 
+STATUS_SOCKET = "gatewayd.sock"
+UNIT_RUNTIME_DIR = Path("/run/gatewayd")  # the unit's RuntimeDirectory=gatewayd
+
+
 def status_socket_path(cfg: Config) -> Path:
+    """Where the daemon listens: ``$RUNTIME_DIRECTORY`` (set by systemd), else the state directory."""
     runtime = os.environ.get("RUNTIME_DIRECTORY")
     if runtime:
-        return Path(runtime.split(":")[0]) / "gatewayd.sock"
+        return Path(runtime.split(":")[0]) / STATUS_SOCKET
     assert cfg.state_dir is not None
-    return cfg.state_dir / "gatewayd.sock"
+    return cfg.state_dir / STATUS_SOCKET
+
+
+def find_status_socket(cfg: Config) -> Path:
+    """Where a client finds a running daemon. A shell has no ``$RUNTIME_DIRECTORY`` (and no
+    ``$STATE_DIRECTORY``), so the systemd service's socket is looked for in the unit's runtime directory
+    too: the first that exists of the daemon's own rule, /run/gatewayd, the state directory."""
+    candidates = [status_socket_path(cfg), UNIT_RUNTIME_DIR / STATUS_SOCKET]
+    if cfg.state_dir is not None:
+        candidates.append(cfg.state_dir / STATUS_SOCKET)
+    return next((p for p in candidates if p.exists()), candidates[0])

@@ -274,9 +274,9 @@ def daemon_owning(cfg: Any, line_name: str) -> int | None:
     """pid of a gatewayd answering on this configuration's status socket with ``line_name`` among its
     lines; None when none answers (not running, or a stale socket)."""
     from gatewayd.commands.status import query
-    from gatewayd.daemon import status_socket_path
+    from gatewayd.daemon import find_status_socket
 
-    path = status_socket_path(cfg)
+    path = find_status_socket(cfg)
     if not path.exists():
         return None
     try:

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.socket
     if path is None:
         try:
-            from gatewayd.daemon import status_socket_path
+            from gatewayd.daemon import find_status_socket
 
-            path = str(status_socket_path(load_config(args.config)))
+            path = str(find_status_socket(load_config(args.config)))
         except ConfigError as e:
             sys.stderr.write(f"{e}\n")
             return 78

@@ -267,7 +267,8 @@ class DaemonProc:
 
     @property
     def status_socket(self) -> Path:
-        return self.state_dir / "gatewayd.sock"
+        runtime = self.extra_env.get("RUNTIME_DIRECTORY")
+        return Path(runtime.split(":")[0]) / "gatewayd.sock" if runtime else self.state_dir / "gatewayd.sock"
 
     def status(self) -> dict[str, Any]:
         return query(str(self.status_socket))

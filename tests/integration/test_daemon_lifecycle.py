@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gatewayd import daemon
+from gatewayd.cli import main
 from media import g711
 from media.frame import SAMPLE_RATE
 from media.wav import read_info, read_wav, write_wav
@@ -109,6 +111,24 @@ def test_status_command_outside_the_daemon(tmp_path: Path) -> None:
         assert d.stop() == 0
     gone = gatewayd_cli("status", "--config", str(d.config_path))
     assert gone.returncode == 69 and "not running" in gone.stderr
+
+
+def test_status_finds_the_service_socket_from_a_plain_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Under systemd the socket is in $RUNTIME_DIRECTORY (/run/gatewayd); an admin's shell has no such
+    variable, and ``gatewayd status --config`` still finds it (the unit's directory, redirected here)."""
+    run_dir = tmp_path / "run" / "gatewayd"
+    run_dir.mkdir(parents=True)
+    with DaemonProc(tmp_path, sip_config(tmp_path, free_port()), env={"RUNTIME_DIRECTORY": str(run_dir)}) as d:
+        d.start()
+        d.wait_ready()
+        assert (run_dir / "gatewayd.sock").exists() and not (d.state_dir / "gatewayd.sock").exists()
+        monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+        monkeypatch.setattr(daemon, "UNIT_RUNTIME_DIR", run_dir)
+        assert main(["status", "--config", str(d.config_path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["pid"] == d.pid
+        assert d.stop() == 0
+    assert not (run_dir / "gatewayd.sock").exists()
 
 
 # ------------------------------------------------------------------ calls
