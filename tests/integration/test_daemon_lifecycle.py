@@ -290,6 +290,25 @@ def test_sighup_new_route_for_the_next_call_while_the_live_one_keeps_going(tmp_p
     assert match(second_heard[-len(got):], got, max_lag=SAMPLE_RATE).median > 0.9  # after the (failed) prompts
 
 
+def test_sighup_moves_a_bucket_for_the_next_recording(tmp_path: Path) -> None:
+    port = free_port()
+    wav, heard = caller_audio(tmp_path, 2.0, seed=7)
+    cfg = sip_config(tmp_path, port)
+    moved = tmp_path / "elsewhere"
+    with DaemonProc(tmp_path, cfg) as d:
+        d.start()
+        ready = d.wait_ready()
+        d.reload({**cfg, "buckets": [{**cfg["buckets"][0], "root": str(moved)}]})
+        d.notify.wait(lambda m: "READY=1" in m, after=ready, timeout=5)
+        d.wait_log("reloaded")
+        report = call_report(place_call(f"sip:100@127.0.0.1:{port}", "--play", str(wav), "--hangup-after", "2"))
+        assert d.stop() == 0
+    assert report["answered"], report
+    assert bucket_files(tmp_path) == []
+    [rec] = sorted((moved / "gatewayd-recordings" / "calls").glob("*.wav"))
+    assert match(heard, read_wav(rec), max_lag=SAMPLE_RATE // 2).good()
+
+
 def test_sighup_broken_config_is_refused_and_the_old_one_serves(tmp_path: Path) -> None:
     port = free_port()
     wav, heard = caller_audio(tmp_path, 2.0, seed=5)
