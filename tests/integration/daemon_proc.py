@@ -302,10 +302,12 @@ def thread_ids(pid: int, name: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def frozen_thread(tid: int) -> Iterator[None]:
+def frozen_thread(pid: int, tid: int) -> Iterator[None]:
     """Stop one thread (not its process: SIGSTOP would stop them all) with ptrace: PTRACE_SEIZE then
     PTRACE_INTERRUPT puts just that thread in a ptrace-stop until PTRACE_DETACH. The thread is frozen
-    exactly as a thread stuck in the kernel would be. Needs CAP_SYS_PTRACE or a child process (Yama)."""
+    exactly as a thread stuck in the kernel would be. It is caught blocked in a system call (the media
+    worker's queue wait), not running Python code: a thread frozen while holding the GIL would stall
+    the whole interpreter, which is another failure. Needs CAP_SYS_PTRACE or a child process (Yama)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -317,13 +319,20 @@ def frozen_thread(tid: int) -> Iterator[None]:
             e = ctypes.get_errno()
             raise OSError(e, f"ptrace {what} of thread {tid}: {os.strerror(e)}")
 
-    try:
-        ptrace(PTRACE_SEIZE, "SEIZE")
-    except PermissionError as e:  # no CAP_SYS_PTRACE, Yama ptrace_scope 3, or a seccomp profile without ptrace
-        pytest.skip(f"this machine does not allow ptrace: {e}")
-    try:
+    for _ in range(100):
+        try:
+            ptrace(PTRACE_SEIZE, "SEIZE")
+        except PermissionError as e:  # no CAP_SYS_PTRACE, Yama ptrace_scope 3, or a seccomp profile without ptrace
+            pytest.skip(f"this machine does not allow ptrace: {e}")
         ptrace(PTRACE_INTERRUPT, "INTERRUPT")
         os.waitpid(tid, WALL)  # the thread is in its ptrace-stop from here
+        if not Path(f"/proc/{pid}/task/{tid}/syscall").read_text().startswith("running"):
+            break
+        ptrace(PTRACE_DETACH, "DETACH")  # caught in user space: let it run on and try again
+        time.sleep(0.01)
+    else:
+        raise AssertionError(f"thread {tid} was never caught blocked in a system call")
+    try:
         yield
     finally:
         ptrace(PTRACE_DETACH, "DETACH")

@@ -224,7 +224,7 @@ def test_watchdog_fed_only_while_the_media_worker_runs(tmp_path: Path) -> None:
 
         # the media worker (an OS-level thread name it gives itself) frozen alone: the control loop runs on
         [tid] = thread_ids(d.pid, "media-worker")
-        with frozen_thread(tid):
+        with frozen_thread(d.pid, tid):
             frozen_at = time.monotonic()
             mark = d.notify.snapshot()[-1]
             d.wait_log("media worker heartbeat is stale", timeout=HEARTBEAT_STALE_S + 3 * half)
