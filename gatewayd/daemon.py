@@ -23,6 +23,7 @@ from typing import Any
 from drivers.line import Line, LineError
 from gatewayd import factories
 from gatewayd.config import Config, ConfigError, load_config
+from gatewayd.invokers import Invoker
 from gatewayd.metrics import MetricsServer, Registry
 from gatewayd.runtime.calls import CallManager, Services
 from gatewayd.runtime.prompts import PromptLoader
@@ -38,6 +39,7 @@ STOP_TIMEOUT_S = 45.0  # below the unit's TimeoutStopSec (60 s)
 STORE_DRAIN_S = 5.0  # then what is not uploaded stays spooled for the next start
 WATCHDOG_MARGIN = 0.8  # ping at 80 % of half the watchdog timeout: late wake-ups stay within the half
 STATUS_POLL_S = 0.5
+RETIRE_POLL_S = 0.5
 
 
 class DaemonMetrics:
@@ -77,6 +79,8 @@ class Daemon:
         self.mgr: CallManager | None = None
         self.store: RecordingStore | None = None
         self.invokers = factories.InvokerCache()
+        self._retiring: set[Invoker] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._metrics_server: MetricsServer | None = None
         self._status_server: asyncio.AbstractServer | None = None
@@ -137,6 +141,8 @@ class Daemon:
         if self.store is not None:
             await asyncio.to_thread(self.store.stop, STORE_DRAIN_S)
         await self.invokers.close()
+        for inv in list(self._retiring):
+            inv.close()
         self.worker.stop()
         if self._metrics_server is not None:
             self._metrics_server.stop()
@@ -168,12 +174,28 @@ class Daemon:
         self.cfg = new
         assert self.mgr is not None
         self.mgr.router = Router(new)
-        self.invokers.retain(new.applications)
+        for inv in self.invokers.retain(new.applications):
+            self._retire(inv)
         if self.store is not None:
             self.store.config = factories.store_config(new)
         log.info("reloaded %s: %d rules, %d applications", self.config_path, len(new.rules), len(new.applications))
         self.notifier.ready(self._status_text())
         return True
+
+    def _retire(self, inv: Invoker) -> None:
+        """Close an invoker dropped by a reload once no call in progress uses it any more."""
+        async def close_when_unused() -> None:
+            try:
+                while self.mgr is not None and any(c.invoker is inv for c in self.mgr.calls.values()):
+                    await asyncio.sleep(RETIRE_POLL_S)
+            finally:
+                self._retiring.discard(inv)
+                inv.close()
+                log.info("reload: %s retired (no call in progress uses it)", inv.target)
+        self._retiring.add(inv)
+        task = asyncio.get_running_loop().create_task(close_when_unused())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ watchdog, status, metrics
     def heartbeat_fresh(self) -> bool:

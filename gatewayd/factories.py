@@ -47,11 +47,11 @@ class InvokerCache:
             self._by_key[k] = inv
         return inv
 
-    def retain(self, apps: Iterable[ApplicationConfig]) -> None:
-        """After a reload: forget invokers no application uses any more (closed lazily)."""
+    def retain(self, apps: Iterable[ApplicationConfig]) -> list[Invoker]:
+        """After a reload: forget the invokers no application uses any more and return them; the caller
+        closes each once no call in progress holds it (closing frees its threads and environment)."""
         keep = {self._key(a) for a in apps}
-        for k in [k for k in self._by_key if k not in keep]:
-            self._by_key.pop(k)
+        return [self._by_key.pop(k) for k in [k for k in self._by_key if k not in keep]]
 
     async def close(self) -> None:
         for inv in self._by_key.values():

@@ -309,6 +309,44 @@ def test_sighup_moves_a_bucket_for_the_next_recording(tmp_path: Path) -> None:
     assert match(heard, read_wav(rec), max_lag=SAMPLE_RATE // 2).good()
 
 
+def test_sighup_changed_application_environment_retires_the_old_handler(tmp_path: Path) -> None:
+    """The live call keeps its handler (and the prefix it chose); the next calls get the new environment;
+    the replaced in-process handler is closed once its call ends, so reloads leak no threads."""
+    port = free_port()
+    long_wav, _ = caller_audio(tmp_path, 4.0, seed=8)
+    short_wav, _ = caller_audio(tmp_path, 1.0, seed=9)
+    cfg = sip_config(tmp_path, port, environment={"RECORDER_PREFIX": "p0"})
+
+    def reload_to(d: DaemonProc, prefix: str, n: int) -> None:
+        cfg["applications"][0]["environment"] = {"RECORDER_PREFIX": prefix}
+        d.reload(cfg)
+        d.wait_log("reloaded", count=n)
+
+    def short_call() -> None:
+        r = call_report(place_call(f"sip:1@127.0.0.1:{port}", "--play", str(short_wav), "--hangup-after", "1"))
+        assert r["answered"], r
+
+    with DaemonProc(tmp_path, cfg) as d:
+        d.start()
+        d.wait_ready()
+        live = place_call(f"sip:1@127.0.0.1:{port}", "--play", str(long_wav), "--hangup-after", "4")
+        wait_spooled(d.state_dir, SAMPLE_RATE // 2)
+        reload_to(d, "p1", 1)
+        short_call()
+        assert call_report(live)["answered"]
+        d.wait_log("retired (no call in progress uses it)")  # once the live call ended
+        threads = len(list(Path(f"/proc/{d.pid}/task").iterdir()))
+        for n, prefix in ((2, "p2"), (3, "p3")):
+            reload_to(d, prefix, n)
+            short_call()
+            d.wait_log("retired (no call in progress uses it)", count=n)
+        assert len(list(Path(f"/proc/{d.pid}/task").iterdir())) <= threads
+        assert d.stop() == 0
+    assert sorted(p.parent.name for p in bucket_files(tmp_path)) == ["p0", "p1", "p2", "p3"]
+    [p0] = bucket_files(tmp_path, pattern="p0/*.wav")
+    assert len(read_wav(p0)) >= 3.5 * SAMPLE_RATE  # the live call, recorded to its end under the old handler
+
+
 def test_sighup_broken_config_is_refused_and_the_old_one_serves(tmp_path: Path) -> None:
     port = free_port()
     wav, heard = caller_audio(tmp_path, 2.0, seed=5)
