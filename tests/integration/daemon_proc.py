@@ -17,7 +17,10 @@ API::
         d.stderr()                          # the daemon's log so far
 
 ``sip_config`` builds a config dict (one SIP line on loopback, local-directory buckets under the
-test's directory, the bundled recorder handler in-process); ``place_call`` runs ``gatewayd call``.
+test's directory, the bundled recorder handler in-process; edit it freely, e.g. an S3 bucket);
+``bucket_files`` lists a local bucket's objects; ``place_call``/``call_report`` run ``gatewayd call``;
+``gatewayd_cli`` runs any other subcommand; ``thread_ids``/``frozen_thread`` stop one thread of the
+daemon (the media worker names itself ``media-worker`` at OS level).
 """
 
 from __future__ import annotations
