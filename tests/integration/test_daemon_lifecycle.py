@@ -230,12 +230,11 @@ def test_watchdog_fed_only_while_the_media_worker_runs(tmp_path: Path) -> None:
             d.wait_log("media worker heartbeat is stale", timeout=HEARTBEAT_STALE_S + 3 * half)
             age = d.status()["media_worker_heartbeat_age_s"]  # the status server (control loop) answers
             assert age >= HEARTBEAT_STALE_S
-            d.wait_log("media worker heartbeat is stale", count=3, timeout=3 * half)  # two more missed pings
+            d.wait_log("media worker heartbeat is stale", count=3, timeout=3 * half)  # 3 pings withheld
             thawed_at = time.monotonic()
         during = [m for m in d.notify.snapshot()[mark.index + 1:] if m.at < thawed_at]
         fed = [m.at - frozen_at for m in during if "WATCHDOG=1" in m]
         assert all(t < HEARTBEAT_STALE_S + 0.3 for t in fed), f"WATCHDOG=1 at {fed} s into the stall"
-        assert thawed_at - frozen_at > HEARTBEAT_STALE_S + 1.5 * half  # so at least one ping was withheld
         back = d.notify.wait(lambda m: "WATCHDOG=1" in m and m.at > thawed_at, timeout=2 * half, after=mark)
         assert back.at - thawed_at <= half + 0.3
         assert d.status()["media_worker_heartbeat_age_s"] < 1.0
