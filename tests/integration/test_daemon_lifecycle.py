@@ -236,7 +236,7 @@ def test_watchdog_fed_only_while_the_media_worker_runs(tmp_path: Path) -> None:
         fed = [m.at - frozen_at for m in during if "WATCHDOG=1" in m]
         assert all(t < HEARTBEAT_STALE_S + 0.3 for t in fed), f"WATCHDOG=1 at {fed} s into the stall"
         back = d.notify.wait(lambda m: "WATCHDOG=1" in m and m.at > thawed_at, timeout=2 * half, after=mark)
-        assert back.at - thawed_at <= half + 0.3
+        assert back.at - thawed_at <= 2 * half  # fed again at the next tick or the one after
         assert d.status()["media_worker_heartbeat_age_s"] < 1.0
         assert d.stop() == 0
 
