@@ -1,0 +1,175 @@
+"""The lab backend's SIP side (hil/backends/lab.py) against gatewayd's own SIP trunk.
+
+On the bench, LabSimulator calls an ATA whose FXS port rings the Pi. Here a real ``gatewayd run``
+subprocess with a SIP line on loopback and an in-process IVR (tests/integration/lab_dut_handler.py)
+stands in for "ATA + Pi": the rig file's ATA entry is ``model: direct-sip`` pointing straight at that
+trunk. The simulator rings, waits for the answer, records what the DUT sends (its prompt), plays speech,
+sends digits in-band and as RFC 4733 events, ends the recording with ``#``; the DUT hangs up. A second
+call is ended by the simulator. Everything asserted is what gatewayd shows from outside: its recordings
+in the local bucket, its handler transcript, its status socket and metrics, and what the simulator heard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hil.rig import Rig, load_rig
+from hil.simulator import CallerId, Disconnect, LineConfig
+from media.frame import SAMPLE_RATE
+from media.wav import read_wav, write_wav
+from tests.integration.daemon_proc import RECORDINGS, bucket_files, running_daemon, sip_config
+from tests.integration.sip_peers import chirp, free_port, match, noise
+
+pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+PROMPTS = "lab-prompts"
+
+
+def speechlike(seconds: float, seed: int) -> np.ndarray:
+    """Broadband noise under a 4 Hz envelope: one sharp correlation peak, with speech-like pauses."""
+    x = noise(seconds, seed).astype(np.float64)
+    t = np.arange(len(x)) / SAMPLE_RATE
+    return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
+
+
+def _rig_text(workdir: Path, trunk_port: int, status_socket: Path, metrics: str) -> str:
+    return f"""
+name: ci-loopback
+dut:
+  name: gatewayd-subprocess
+  line: trunk
+  sip_uri: sip:lab@127.0.0.1:{trunk_port}
+  bucket: {workdir}/buckets/{RECORDINGS}
+  status_socket: {status_socket}
+  metrics_url: http://{metrics}/metrics
+ata:
+  model: direct-sip
+  address: 127.0.0.1
+  sip_port: {trunk_port}
+  user: lab
+  active_profile: loopback
+  profiles:
+    - {{name: loopback, cid: none, disconnect: bye}}
+controller:
+  bind_address: 127.0.0.1
+tones:
+  country: us
+"""
+
+
+def _transcript(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait_for(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def dut(tmp_path: Path) -> Any:
+    port = free_port()
+    metrics = f"127.0.0.1:{free_port()}"
+    prompt = chirp(2.0, 300, 3000, level=6000)
+    (tmp_path / "buckets" / PROMPTS / "lab").mkdir(parents=True)
+    write_wav(tmp_path / "buckets" / PROMPTS / "lab" / "prompt.wav", prompt)
+    transcript = tmp_path / "transcript.jsonl"
+    cfg = sip_config(tmp_path, port, handler="python:tests.integration.lab_dut_handler:handler",
+                     environment={"LAB_TRANSCRIPT": str(transcript), "LAB_PROMPT_BUCKET": PROMPTS,
+                                  "LAB_PROMPT_KEY": "lab/prompt.wav", "LAB_RECORDINGS_BUCKET": RECORDINGS})
+    cfg["buckets"].append({"name": PROMPTS, "type": "local", "root": str(tmp_path / "buckets")})
+    cfg["metrics"] = {"address": metrics}
+    with running_daemon(tmp_path / "dut", cfg) as d:
+        rig_path = tmp_path / "rig.yaml"
+        rig_path.write_text(_rig_text(tmp_path, port, d.status_socket, metrics))
+        yield d, load_rig(rig_path), prompt, transcript
+
+
+def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any, tmp_path: Path) -> None:
+    from hil.backends.lab import LabSimulator, NotOnThisRig
+
+    d, rig, prompt, transcript = dut
+    assert isinstance(rig, Rig)
+    speech = speechlike(3.0, seed=7)
+    results = tmp_path / "results"
+    with LabSimulator(rig, results_dir=results) as sim:
+        assert "sip" in sim.capabilities and "disconnect-cpc" not in sim.capabilities
+        sim.configure(LineConfig(country="us", disconnect=Disconnect.BYE))
+        with pytest.raises(NotOnThisRig, match="cpc"):
+            sim.configure(LineConfig(country="us", disconnect=Disconnect.CPC))
+
+        call = sim.ring(CallerId("+15550001111", "Lab Caller"))
+        assert sim.wait_answered(15), list(sim.events())
+        assert sim.off_hook and call.answered_at is not None
+        with sim.record_far_end() as heard:
+            sim.play(np.zeros(int(2.6 * SAMPLE_RATE), dtype=np.int16))  # the prompt plays meanwhile
+            sim.play(speech)
+            sim.send_dtmf("12", on_ms=100, off_ms=100, level_dbm0=-8.0)   # in-band, media's generator
+            sim.send_dtmf("3", on_ms=120, inband=False)                    # RFC 4733
+            sim.play(np.zeros(int(0.5 * SAMPLE_RATE), dtype=np.int16))
+            sim.send_dtmf("#", on_ms=120, off_ms=60)                       # ends the DUT's recording
+            assert sim.wait_on_hook(15), list(sim.events())             # the DUT hangs up
+        assert not sim.off_hook
+        kinds = [e.kind for e in sim.events()]
+        assert kinds.index("off-hook") < kinds.index("on-hook")
+        assert call.ended_at is not None and call.ended_at > call.answered_at
+
+        # the simulator heard the DUT's prompt
+        assert heard.samples is not None
+        m = match(prompt, heard.samples, max_lag=SAMPLE_RATE)
+        assert m.good(), m
+        assert (results / "far-end-001.wav").exists()
+        assert len(read_wav(results / "far-end-001.wav")) == len(heard.samples)
+
+        # the DUT's transcript: the caller ID, each digit once, the recording ended by '#'
+        _wait_for(lambda: any(e["InvocationEventType"] == "HANGUP" for e in _transcript(transcript)), 10,
+                  "no HANGUP event in the handler transcript")
+        events = _transcript(transcript)
+        first = events[0]["CallDetails"]["Participants"][0]
+        assert events[0]["InvocationEventType"] == "NEW_INBOUND_CALL"
+        assert first["From"] == "+15550001111"
+        got = [e["ActionData"]["ReceivedDigits"] for e in events if e["InvocationEventType"] == "DIGITS_RECEIVED"]
+        assert got == ["1", "2", "3"], got  # one DIGITS_RECEIVED per key press, none doubled or lost
+        rec_ok = [e["ActionData"] for e in events
+                  if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]
+        assert len(rec_ok) == 1 and rec_ok[0]["RecordingTerminatorUsed"] == "#"
+
+        # the DUT's recording, read where the rig file says its bucket is, holds the speech played
+        key = rec_ok[0]["RecordingDestination"]["Key"]
+        stored = Path(rig.dut.bucket) / key
+        assert bucket_files(tmp_path, pattern="lab/*.wav") == [stored]
+        m = match(speech, read_wav(stored), max_lag=4 * SAMPLE_RATE)
+        assert m.good(), m
+
+        # second call: the simulator hangs up (BYE) while the DUT records
+        sim.reset()
+        assert list(sim.events()) == []
+        sim.ring(CallerId("+15550002222"))
+        assert sim.wait_answered(15)
+        sim.play(np.zeros(int(2.6 * SAMPLE_RATE), dtype=np.int16))
+        sim.play(speech)
+        sim.hang_up()
+        assert not sim.off_hook
+        _wait_for(lambda: len(bucket_files(tmp_path, pattern="lab/*.wav")) == 2, 15, "no second recording")
+
+    second = [p for p in bucket_files(tmp_path, pattern="lab/*.wav") if p != stored]
+    m = match(speech, read_wav(second[0]), max_lag=4 * SAMPLE_RATE)
+    assert m.good(), m
+    # the DUT's own view, through the rig's status socket and metrics URL
+    _wait_for(lambda: d.status()["calls"] == [], 10, "the DUT still shows a live call")
+    assert rig.dut.status_socket == str(d.status_socket)
+    with urllib.request.urlopen(rig.dut.metrics_url, timeout=5) as r:
+        text = r.read().decode()
+    completed = [ln for ln in text.splitlines() if ln.startswith("gatewayd_calls_total") and 'line="trunk"' in ln]
+    assert sum(float(ln.rsplit(" ", 1)[1]) for ln in completed) == 2, completed
