@@ -13,7 +13,7 @@ A rig file describes one bench (see ``hil/rig.example.yaml`` and ``hil/ACCEPTANC
   itself (CI tests the lab code against gatewayd's own SIP trunk that way);
 * ``controller``: the address the test controller's SIP user agent binds to;
 * ``tle_a`` (optional): a Teltone TLE-A line simulator on a serial port, for ring and caller-ID edge
-  cases the ATA cannot make;
+  cases the ATA cannot make (loaded and checked; the lab backend does not ring through it yet);
 * ``tones``: the country whose call-progress tones the ATA is set to (and the simulator plays);
 * ``tolerances``: the timing tolerances scenarios use on this bench.
 

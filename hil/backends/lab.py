@@ -8,7 +8,8 @@ port, which is wired to the Pi's FXO jack. What the simulator can see and do fol
 * **ring**: an INVITE; the caller ID (number, name) goes in From and the ATA sends it on the line in the
   scheme its active profile is set to. The ATA's clock sets the date/time field (``CallerId.when`` is
   not sent). A private number (``number_absent="P"``) is an anonymous From with ``Privacy: id``;
-  "out of area" (``"O"``) and caller-ID faults need the Teltone TLE-A and are refused here.
+  "out of area" (``"O"``) and caller-ID faults would need the Teltone TLE-A, which this backend does not
+  ring through yet (:mod:`hil.backends.tle_a` is the serial base for it): they are refused here.
 * **answered / off-hook**: the ATA answers the INVITE (200 OK) when the DUT goes off-hook; a BYE from
   the ATA is the DUT going on-hook. Ring edges are not visible on SIP: ``SimCall.rings`` and the
   ``ring`` events after the first are *estimated* from the ring cadence (``extra["rings_estimated"]``).
@@ -99,8 +100,8 @@ def capabilities_of(rig: Rig) -> frozenset[str]:
         caps.add("disconnect-cpc")
     elif prof.disconnect is Disconnect.POLARITY:
         caps.add("disconnect-polarity")
-    if rig.tle_a is not None:
-        caps.update({"cid-faults", "ring-cadence", "cid-fsk", "cid-dtmf", "cid-before-ring"})
+    # A TLE-A in the rig would add "cid-faults" and "ring-cadence" once the backend rings through it;
+    # it does not yet (hil/backends/tle_a.py: its command parameters must come from the manual first).
     return frozenset(caps)
 
 
@@ -376,12 +377,11 @@ class LabSimulator:
         country = rig.country
         problems: list[str] = []
         if rig.ata.analog:
-            if config.cid is not prof.cid and rig.tle_a is None:
+            if config.cid is not prof.cid:
                 problems.append(f"caller ID {config.cid.value} (the ATA sends {prof.cid.value})")
             if config.disconnect in (Disconnect.CPC, Disconnect.POLARITY) and config.disconnect is not prof.disconnect:
                 problems.append(f"disconnect {config.disconnect.value} (the ATA does {prof.disconnect.value})")
-            if (config.ring_cadence is not None and config.ring_cadence != prof.ring_cadence
-                    and rig.tle_a is None):
+            if config.ring_cadence is not None and config.ring_cadence != prof.ring_cadence:
                 problems.append(f"ring cadence {config.ring_cadence}")
             if config.country != country:
                 problems.append(f"country {config.country} (the ATA's tones are {country})")
@@ -401,9 +401,8 @@ class LabSimulator:
     def ring(self, caller_id: CallerId | None = None, *, max_rings: int = 10,
              cid_faults: CidFaults = _NO_FAULTS) -> SimCall:
         if cid_faults != _NO_FAULTS:
-            raise NotOnThisRig("caller-ID faults need the Teltone TLE-A (tle_a in the rig file); "
-                               "the lab backend does not drive it for rings yet" if self.rig.tle_a is not None
-                               else "caller-ID faults need a Teltone TLE-A; this rig has none")
+            raise NotOnThisRig("caller-ID faults need a Teltone TLE-A, and the lab backend does not ring "
+                               "through one yet (hil/backends/tle_a.py)")
         if caller_id is not None and caller_id.number_absent == "O":
             raise NotOnThisRig("'out of area' caller ID cannot be asked of an ATA over SIP")
         with self._cv:

@@ -47,10 +47,11 @@ def test_minimal_rig_defaults() -> None:
     assert rig.tolerances.timing_s == 0.15 and rig.controller.bind_address == ""
 
 
-def test_with_a_tle_a_the_caller_id_faults_and_cadences_become_possible() -> None:
+def test_a_tle_a_section_loads_but_claims_nothing_the_backend_does_not_drive() -> None:
     rig = load_rig_text(MINIMAL + "tle_a:\n  port: /dev/ttyUSB0\n  commands: {ring: 10}\n")
     assert rig.tle_a is not None and rig.tle_a.commands == {"ring": 10} and rig.tle_a.baud == 9600
-    assert {"cid-faults", "ring-cadence", "cid-dtmf"} <= capabilities_of(rig)
+    assert capabilities_of(rig) == capabilities_of(load_rig_text(MINIMAL))
+    assert "cid-faults" not in capabilities_of(rig)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
