@@ -11,9 +11,11 @@ in the local bucket, its handler transcript, its status socket and metrics, and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,10 @@ import pytest
 
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, Disconnect, LineConfig
-from media.frame import SAMPLE_RATE
+from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
+from media.progress import ProgressDetector, ToneKind
 from media.wav import read_wav, write_wav
-from tests.integration.daemon_proc import RECORDINGS, bucket_files, running_daemon, sip_config
+from tests.integration.daemon_proc import RECORDINGS, DaemonProc, bucket_files, running_daemon, sip_config
 from tests.integration.sip_peers import chirp, free_port, match, noise
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
@@ -40,7 +43,7 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
     return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
 
 
-def _rig_text(workdir: Path, trunk_port: int, status_socket: Path, metrics: str) -> str:
+def _rig_text(workdir: Path, trunk_port: int, status_socket: Path, metrics: str, budget_s: float) -> str:
     return f"""
 name: ci-loopback
 dut:
@@ -62,6 +65,8 @@ controller:
   bind_address: 127.0.0.1
 tones:
   country: us
+tolerances:
+  disconnect_budget_s: {budget_s}
 """
 
 
@@ -77,8 +82,9 @@ def _wait_for(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def dut(tmp_path: Path) -> Any:
+@contextlib.contextmanager
+def _dut(tmp_path: Path, budget_s: float = 12.0, **env: str) -> Iterator[tuple[DaemonProc, Rig, np.ndarray, Path]]:
+    """gatewayd with the lab IVR on a loopback SIP trunk, and the rig file pointing at it."""
     port = free_port()
     metrics = f"127.0.0.1:{free_port()}"
     prompt = chirp(2.0, 300, 3000, level=6000)
@@ -87,13 +93,19 @@ def dut(tmp_path: Path) -> Any:
     transcript = tmp_path / "transcript.jsonl"
     cfg = sip_config(tmp_path, port, handler="python:tests.integration.lab_dut_handler:handler",
                      environment={"LAB_TRANSCRIPT": str(transcript), "LAB_PROMPT_BUCKET": PROMPTS,
-                                  "LAB_PROMPT_KEY": "lab/prompt.wav", "LAB_RECORDINGS_BUCKET": RECORDINGS})
+                                  "LAB_PROMPT_KEY": "lab/prompt.wav", "LAB_RECORDINGS_BUCKET": RECORDINGS, **env})
     cfg["buckets"].append({"name": PROMPTS, "type": "local", "root": str(tmp_path / "buckets")})
     cfg["metrics"] = {"address": metrics}
     with running_daemon(tmp_path / "dut", cfg) as d:
         rig_path = tmp_path / "rig.yaml"
-        rig_path.write_text(_rig_text(tmp_path, port, d.status_socket, metrics))
+        rig_path.write_text(_rig_text(tmp_path, port, d.status_socket, metrics, budget_s))
         yield d, load_rig(rig_path), prompt, transcript
+
+
+@pytest.fixture
+def dut(tmp_path: Path) -> Iterator[tuple[DaemonProc, Rig, np.ndarray, Path]]:
+    with _dut(tmp_path) as parts:
+        yield parts
 
 
 def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any, tmp_path: Path) -> None:
@@ -173,3 +185,83 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         text = r.read().decode()
     completed = [ln for ln in text.splitlines() if ln.startswith("gatewayd_calls_total") and 'line="trunk"' in ln]
     assert sum(float(ln.rsplit(" ", 1)[1]) for ln in completed) == 2, completed
+
+
+def _metrics(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+            if ln.startswith("gatewayd_calls_total")}
+
+
+def _busy_starts(x: np.ndarray) -> list[float]:
+    det = ProgressDetector("us")
+    found = []
+    for i in range(0, len(x) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        for ev in det.process(AudioFrame(x[i:i + FRAME_SAMPLES], i)):
+            if ev.kind is ToneKind.BUSY and ev.end_pts is None:
+                found.append(ev.start_pts / SAMPLE_RATE)
+    return found
+
+
+def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
+    """Abandon while ringing (CANCEL); busy tone only (sent over RTP, BYE after the budget); silence only
+    (the DUT's silence timer ends the call before the budget)."""
+    from hil.backends.lab import LabSimulator
+
+    budget = 6.0
+    speech = speechlike(1.5, seed=3)
+    with _dut(tmp_path, budget, LAB_SLOW_CALLER="+15550003333", LAB_SLOW_SECONDS="4",
+              LAB_SILENCE_SECONDS="2") as (d, rig, _prompt, transcript), LabSimulator(rig) as sim:
+        # 1. the caller gives up while the DUT's handler is still deciding (the line rings)
+        call = sim.ring(CallerId("+15550003333"))
+        _wait_for(lambda: any(e.kind == "ring" for e in sim.events()), 10, "no 180 Ringing")
+        assert not sim.wait_answered(1.0)
+        sim.abandon()
+        assert sim.wait_on_hook(5) and not sim.off_hook
+        assert call.answered_at is None and call.ended_at is not None and call.rings == 1
+        kinds = [e.kind for e in sim.events()]
+        assert kinds.index("ring") < kinds.index("abandoned") and "off-hook" not in kinds
+        _wait_for(lambda: sum(v for k, v in _metrics(rig.dut.metrics_url).items() if 'line="trunk"' in k) == 1, 15,
+                  "the DUT did not count the abandoned call")
+        assert d.status()["calls"] == []
+        assert bucket_files(tmp_path, pattern="lab/*.wav") == []  # never answered: nothing recorded
+
+        # 2. busy tone only: the tone goes out over RTP, the call stays up, BYE after the budget
+        sim.reset()
+        sim.ring(CallerId("+15550004444"))
+        assert sim.wait_answered(15)
+        sim.play(np.zeros(int(2.6 * SAMPLE_RATE), dtype=np.int16))
+        sim.play(speech)
+        t0 = time.monotonic()
+        sim.hang_up(how=Disconnect.BUSY)
+        assert sim.off_hook  # still up: only the tone says the caller left
+        assert sim.wait_on_hook(budget + 5)
+        waited = time.monotonic() - t0
+        assert budget - 0.5 < waited < budget + 3, waited  # nobody reacts to busy on a SIP leg: the budget ends it
+        details = [e.detail for e in sim.events() if e.kind == "far-end-hangup"]
+        assert details[0] == "busy" and "budget" in details[-1], details
+        _wait_for(lambda: len(bucket_files(tmp_path, pattern="lab/*.wav")) == 1, 15, "no recording of the busy call")
+        rec = read_wav(bucket_files(tmp_path, pattern="lab/*.wav")[0])
+        assert match(speech, rec, max_lag=4 * SAMPLE_RATE).good()
+        starts = _busy_starts(rec)  # the DUT recorded a busy cadence its own detector recognises
+        assert len(starts) == 1, starts
+        assert starts[0] > (match(speech, rec, max_lag=4 * SAMPLE_RATE).lag + len(speech)) / SAMPLE_RATE - 0.1
+
+        # 3. silence only: the DUT's 2 s silence timeout ends the recording and the call, before the budget
+        sim.reset()
+        sim.ring(CallerId("+15550005555"))
+        assert sim.wait_answered(15)
+        sim.play(np.zeros(int(2.6 * SAMPLE_RATE), dtype=np.int16))
+        sim.play(speech)
+        sim.hang_up(how=Disconnect.SILENCE)
+        assert sim.wait_on_hook(budget + 5)
+        evs = list(sim.events())
+        gone = next(e for e in evs if e.kind == "far-end-hangup")
+        on_hook = next(e for e in evs if e.kind == "on-hook")  # the DUT hung up, not the budget
+        assert not any("budget" in e.detail for e in evs)
+        assert 2.0 - rig.tolerances.timing_s < on_hook.t - gone.t < budget, (gone, on_hook)
+    events = _transcript(transcript)
+    stored = [e["ActionData"] for e in events
+              if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]
+    assert len(stored) == 2 and "RecordingTerminatorUsed" not in stored[1]
