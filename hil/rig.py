@@ -74,9 +74,24 @@ class DutConfig:
         "A command printing `gatewayd status --json` of the DUT, e.g. [ssh, pi@dut, gatewayd, status, --json]."))
     metrics_url: str = field(default="", metadata=doc("gatewayd's Prometheus endpoint, e.g. http://dut:9464/metrics."))
     s3_endpoint_url: str = field(default="", metadata=doc("S3 endpoint for an s3:// bucket ('' : AWS)."))
+    path: Literal["modem", "fxo", "sip"] = field(default="modem", metadata=doc(
+        "The kind of line the DUT answers on: modem (USB voice modem), fxo (FXO board + sound card), or sip "
+        "(only with ata.model direct-sip). The scenarios run for this path only."))
+    script_file: str = field(default="", metadata=doc(
+        "The scripted HIL handler's HIL_SCRIPT file on the Pi, as this controller sees it (e.g. through the "
+        "same sshfs mount); '' : scenarios that script the DUT's handler cannot run."))
+    transcript_file: str = field(default="", metadata=doc("Its HIL_TRANSCRIPT file, as this controller sees it."))
+    log_command: tuple[str, ...] = field(default=(), metadata=doc(
+        "A command printing gatewayd's log since it started, e.g. [ssh, pi@dut, journalctl, -u, gatewayd, -b, "
+        "-o, cat]."))
+    rings_before_answer: int = field(default=2, metadata=doc("What the Pi's line is configured with.", min=0))
+    silence_hangup_s: float = field(default=30.0, metadata=doc("What the Pi's line is configured with.", min=0))
+    max_call_s: float = field(default=120.0, metadata=doc("What the Pi's line is configured with.", min=0))
 
     def check(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
+        if bool(self.script_file) != bool(self.transcript_file):
+            out.append(("script_file", "script_file and transcript_file go together"))
         if not self.bucket.strip():
             out.append(("bucket", "must name a directory or s3://bucket[/prefix]"))
         elif self.bucket.startswith("s3://") and not self.bucket[5:].split("/", 1)[0]:
@@ -270,6 +285,12 @@ class Rig:
     tle_a: TleAConfig | None = field(default=None, metadata=doc("Optional Teltone TLE-A."))
     tones: TonesConfig = field(default_factory=TonesConfig, metadata=doc("Country tones."))
     tolerances: Tolerances = field(default_factory=Tolerances, metadata=doc("Timing tolerances."))
+
+    def check(self) -> list[tuple[str, str]]:
+        if (self.dut.path == "sip") != (not self.ata.analog):
+            return [("dut", f"path {self.dut.path!r} does not fit ata.model {self.ata.model!r} (sip goes "
+                            "with direct-sip, modem/fxo with an ATA)")]
+        return []
 
     @property
     def country(self) -> str:

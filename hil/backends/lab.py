@@ -53,6 +53,7 @@ from drivers.line import (
     Ringing,
 )
 from drivers.sip.config import SipTrunkConfig
+from hil.backends.lab_dut import LabDut
 from hil.rig import Rig
 from hil.simulator import (
     CallerId,
@@ -73,7 +74,7 @@ from media.wav import write_wav
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LabSimulator", "NotOnThisRig", "capabilities_of"]
+__all__ = ["HeardClips", "LabSimulator", "NotOnThisRig", "capabilities_of"]
 
 _TONE_NAMES = {"busy": ToneKind.BUSY, "reorder": ToneKind.CONGESTION, "congestion": ToneKind.CONGESTION,
                "dial": ToneKind.DIAL, "dial-tone": ToneKind.DIAL, "ringback": ToneKind.RINGBACK, "sit": ToneKind.SIT}
@@ -226,11 +227,19 @@ class _CallerPort:
             self._recorders.remove(rec)
 
 
+class HeardClips:
+    """What the far end heard in each :meth:`LabSimulator.record_far_end` (for ``--results``)."""
+
+    def __init__(self) -> None:
+        self.clips: list[Samples] = []
+
+
 class LabSimulator:
     """:class:`~hil.simulator.LineSimulator` over an ATA (or straight to a SIP trunk: ``direct-sip``).
 
-    ``results_dir``: every :meth:`record_far_end` is also written there as ``far-end-NNN.wav``.
-    The SIP stack starts on the first :meth:`ring` (or :meth:`start`); :meth:`close` stops it.
+    ``results_dir``: every :meth:`record_far_end` is also written there as ``far-end-NNN.wav`` (and kept
+    in :attr:`heard`). The SIP stack starts on the first :meth:`ring` (or :meth:`start`); :meth:`close`
+    stops it. :meth:`remote_dut` gives the Pi as the scenarios' DUT.
     """
 
     def __init__(self, rig: Rig, *, results_dir: Path | None = None) -> None:
@@ -255,6 +264,20 @@ class LabSimulator:
         self._dialled_at = 0.0
         self._recordings = 0
         self._guard: threading.Timer | None = None
+        self.heard = HeardClips()
+        self.path = rig.dut.path
+
+    def remote_dut(self, settings: Any = None) -> LabDut:
+        """The Pi as the DUT (:class:`~hil.backends.lab_dut.LabDut`). ``settings`` (a scenario's
+        ``hil.dut.DutSettings``) must match what the rig file says the Pi's line is configured with."""
+        dut = self.rig.dut
+        if settings is not None:
+            wrong = [f"{name} {getattr(settings, name)} (the Pi has {getattr(dut, name)})"
+                     for name in ("rings_before_answer", "silence_hangup_s", "max_call_s")
+                     if hasattr(settings, name) and getattr(settings, name) != getattr(dut, name)]
+            if wrong:
+                raise NotOnThisRig("the scenario needs the DUT's line with " + ", ".join(wrong))
+        return LabDut(dut)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -537,6 +560,7 @@ class LabSimulator:
             port.remove_recorder(chunks)
             rec.samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
             self._recordings += 1
+            self.heard.clips.append(rec.samples)
             if self.results_dir is not None:
                 self.results_dir.mkdir(parents=True, exist_ok=True)
                 path = self.results_dir / f"far-end-{self._recordings:03d}.wav"
@@ -620,6 +644,7 @@ class LabSimulator:
             deadline = time.monotonic() + 3.0
             while self._line.active_legs and time.monotonic() < deadline:
                 time.sleep(0.02)
+        self.heard.clips.clear()
         with self._cv:
             self._events.clear()
             self._t0 = time.monotonic()

@@ -43,16 +43,20 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
     return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
 
 
-def _rig_text(workdir: Path, trunk_port: int, status_socket: Path, metrics: str, budget_s: float) -> str:
+def _rig_text(workdir: Path, trunk_port: int, d: DaemonProc, metrics: str, budget_s: float) -> str:
     return f"""
 name: ci-loopback
 dut:
   name: gatewayd-subprocess
   line: trunk
+  path: sip
   sip_uri: sip:lab@127.0.0.1:{trunk_port}
   bucket: {workdir}/buckets/{RECORDINGS}
-  status_socket: {status_socket}
+  status_socket: {d.status_socket}
   metrics_url: http://{metrics}/metrics
+  log_command: [cat, {d.stderr_path}]
+  script_file: {workdir}/script.json
+  transcript_file: {workdir}/transcript.jsonl
 ata:
   model: direct-sip
   address: 127.0.0.1
@@ -98,7 +102,7 @@ def _dut(tmp_path: Path, budget_s: float = 12.0, **env: str) -> Iterator[tuple[D
     cfg["metrics"] = {"address": metrics}
     with running_daemon(tmp_path / "dut", cfg) as d:
         rig_path = tmp_path / "rig.yaml"
-        rig_path.write_text(_rig_text(tmp_path, port, d.status_socket, metrics, budget_s))
+        rig_path.write_text(_rig_text(tmp_path, port, d, metrics, budget_s))
         yield d, load_rig(rig_path), prompt, transcript
 
 
@@ -111,7 +115,7 @@ def dut(tmp_path: Path) -> Iterator[tuple[DaemonProc, Rig, np.ndarray, Path]]:
 def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any, tmp_path: Path) -> None:
     from hil.backends.lab import LabSimulator, NotOnThisRig
 
-    d, rig, prompt, transcript = dut
+    d, rig, prompt, _ = dut
     assert isinstance(rig, Rig)
     speech = speechlike(3.0, seed=7)
     results = tmp_path / "results"
@@ -144,47 +148,46 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         assert (results / "far-end-001.wav").exists()
         assert len(read_wav(results / "far-end-001.wav")) == len(heard.samples)
 
-        # the DUT's transcript: the caller ID, each digit once, the recording ended by '#'
-        _wait_for(lambda: any(e["InvocationEventType"] == "HANGUP" for e in _transcript(transcript)), 10,
-                  "no HANGUP event in the handler transcript")
-        events = _transcript(transcript)
-        first = events[0]["CallDetails"]["Participants"][0]
-        assert events[0]["InvocationEventType"] == "NEW_INBOUND_CALL"
-        assert first["From"] == "+15550001111"
-        got = [e["ActionData"]["ReceivedDigits"] for e in events if e["InvocationEventType"] == "DIGITS_RECEIVED"]
+        # the DUT's transcript, read where the rig file says: the caller ID, each digit once, '#' ends the recording
+        pi = sim.remote_dut()
+        pi.wait_event("HANGUP", 10)
+        first = pi.events()[0]
+        assert first["InvocationEventType"] == "NEW_INBOUND_CALL"
+        assert first["CallDetails"]["Participants"][0]["From"] == "+15550001111"
+        got = [e["ActionData"]["ReceivedDigits"] for e in pi.events("DIGITS_RECEIVED")]
         assert got == ["1", "2", "3"], got  # one DIGITS_RECEIVED per key press, none doubled or lost
-        rec_ok = [e["ActionData"] for e in events
-                  if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]
+        rec_ok = [e["ActionData"] for e in pi.events("ACTION_SUCCESSFUL", "RecordAudio")]
         assert len(rec_ok) == 1 and rec_ok[0]["RecordingTerminatorUsed"] == "#"
 
-        # the DUT's recording, read where the rig file says its bucket is, holds the speech played
-        key = rec_ok[0]["RecordingDestination"]["Key"]
-        stored = Path(rig.dut.bucket) / key
-        assert bucket_files(tmp_path, pattern="lab/*.wav") == [stored]
-        m = match(speech, read_wav(stored), max_lag=4 * SAMPLE_RATE)
+        # the DUT's recording, read from the bucket the rig file names, holds the speech played
+        stored = Path(rig.dut.bucket) / rec_ok[0]["RecordingDestination"]["Key"]
+        assert pi.recordings() == [stored] == bucket_files(tmp_path, pattern="lab/*.wav")
+        m = match(speech, pi.read_recording(stored), max_lag=4 * SAMPLE_RATE)
         assert m.good(), m
 
-        # second call: the simulator hangs up (BYE) while the DUT records
+        # second call: the simulator hangs up (BYE) while the DUT records; the DUT view counts from mark()
+        pi.mark()
+        assert pi.recordings() == [] and pi.events() == [] and stored.name not in pi.log_text()
         sim.reset()
-        assert list(sim.events()) == []
+        assert list(sim.events()) == [] and sim.heard.clips == []
         sim.ring(CallerId("+15550002222"))
         assert sim.wait_answered(15)
         sim.play(np.zeros(int(2.6 * SAMPLE_RATE), dtype=np.int16))
         sim.play(speech)
         sim.hang_up()
         assert not sim.off_hook
-        _wait_for(lambda: len(bucket_files(tmp_path, pattern="lab/*.wav")) == 2, 15, "no second recording")
+        second = pi.wait_recordings(1, 15)
+        assert [e["CallDetails"]["Participants"][0]["From"] for e in pi.events("NEW_INBOUND_CALL")] == ["+15550002222"]
+        log_since_mark = pi.log_text()  # the daemon's log through dut.log_command: this call only
+        assert second[0].name in log_since_mark and stored.name not in log_since_mark
 
-    second = [p for p in bucket_files(tmp_path, pattern="lab/*.wav") if p != stored]
-    m = match(speech, read_wav(second[0]), max_lag=4 * SAMPLE_RATE)
+    m = match(speech, pi.read_recording(second[0]), max_lag=4 * SAMPLE_RATE)
     assert m.good(), m
     # the DUT's own view, through the rig's status socket and metrics URL
-    _wait_for(lambda: d.status()["calls"] == [], 10, "the DUT still shows a live call")
-    assert rig.dut.status_socket == str(d.status_socket)
-    with urllib.request.urlopen(rig.dut.metrics_url, timeout=5) as r:
-        text = r.read().decode()
-    completed = [ln for ln in text.splitlines() if ln.startswith("gatewayd_calls_total") and 'line="trunk"' in ln]
-    assert sum(float(ln.rsplit(" ", 1)[1]) for ln in completed) == 2, completed
+    assert pi.wait_until(lambda: pi.status()["calls"] == [], 10) and pi.alive
+    assert pi.metric("gatewayd_calls_total", line="trunk") == 2
+    d.stop()
+    assert not pi.alive
 
 
 def _metrics(url: str) -> dict[str, float]:

@@ -74,6 +74,10 @@ def test_a_tle_a_section_loads_but_claims_nothing_the_backend_does_not_drive() -
     (MINIMAL + "tolerances: {timing_s: -1}\n", "tolerances.timing_s: must be >= 0, got -1"),
     (MINIMAL + "tones: {country: xx}\n", "tones.country: must be 'us' or 'uk'"),
     ("dut: [\n", "rig.yaml:2:1: YAML syntax error"),
+    (MINIMAL.replace("  bucket: /mnt/pi\n", "  bucket: /mnt/pi\n  path: sip\n"),
+     "rig.yaml:2:3: dut: path 'sip' does not fit ata.model 'grandstream-ht802'"),
+    (MINIMAL.replace("  bucket: /mnt/pi\n", "  bucket: /mnt/pi\n  script_file: /mnt/s.json\n"),
+     "dut.script_file: script_file and transcript_file go together"),
 ])
 def test_errors_name_the_place_and_the_key(text: str, expected: str) -> None:
     got = errors(text)
