@@ -81,6 +81,9 @@ class DutConfig:
         "The scripted HIL handler's HIL_SCRIPT file on the Pi, as this controller sees it (e.g. through the "
         "same sshfs mount); '' : scenarios that script the DUT's handler cannot run."))
     transcript_file: str = field(default="", metadata=doc("Its HIL_TRANSCRIPT file, as this controller sees it."))
+    prompts_dir: str = field(default="", metadata=doc(
+        "The Pi's prompts bucket directory (hil-prompts), as this controller sees it: scenarios put their "
+        "prompts there."))
     log_command: tuple[str, ...] = field(default=(), metadata=doc(
         "A command printing gatewayd's log since it started, e.g. [ssh, pi@dut, journalctl, -u, gatewayd, -b, "
         "-o, cat]."))

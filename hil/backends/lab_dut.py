@@ -5,7 +5,7 @@ already runs on the Pi, started by systemd with the scripted HIL handler; :class
 methods the scenarios use, reading and writing through the rig's ``dut`` section:
 
 * the handler's script and transcript: ``script_file`` / ``transcript_file`` (the Pi's files as the
-  controller sees them, e.g. through sshfs);
+  controller sees them, e.g. through sshfs), prompts: ``prompts_dir``;
 * recordings: ``bucket``, a directory (a mount or copy of the Pi's local bucket) or ``s3://bucket/prefix``
   (new objects are downloaded to a cache directory so that scenarios get files either way);
 * log: the output of ``log_command``; status: ``status_socket`` or ``status_command``; metrics:
@@ -30,7 +30,7 @@ from typing import Any
 from gatewayd.commands.status import query
 from hil.rig import DutConfig
 from media.frame import Samples
-from media.wav import read_wav
+from media.wav import read_wav, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,13 @@ class LabDut:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(script))
         tmp.replace(path)
+
+    def put_prompt(self, key: str, samples: Samples) -> Path:
+        """Store a prompt in the Pi's prompts bucket (``dut.prompts_dir``) under ``key``."""
+        path = self._file("prompts_dir") / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, samples)
+        return path
 
     def mark(self) -> None:
         """Start of a scenario: transcript, log and recordings count from here."""

@@ -52,6 +52,8 @@ def test_a_rig_without_handler_files_says_which_key_is_missing(tmp_path: Path) -
         dut.set_script({})
     with pytest.raises(LabDutError, match=r"dut\.transcript_file"):
         dut.transcript()
+    with pytest.raises(LabDutError, match=r"dut\.prompts_dir"):
+        dut.put_prompt("x.wav", np.zeros(8, dtype=np.int16))
     with pytest.raises(LabDutError, match=r"dut\.metrics_url"):
         dut.metrics()
     assert not dut.alive and dut.log_text() == ""

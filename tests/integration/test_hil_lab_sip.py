@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hil.backends.lab_dut import LabDut
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, Disconnect, LineConfig
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 from media.progress import ProgressDetector, ToneKind
-from media.wav import read_wav, write_wav
+from media.wav import read_wav
 from tests.integration.daemon_proc import RECORDINGS, DaemonProc, bucket_files, running_daemon, sip_config
 from tests.integration.sip_peers import chirp, free_port, match, noise
 
@@ -57,6 +58,7 @@ dut:
   log_command: [cat, {d.stderr_path}]
   script_file: {workdir}/script.json
   transcript_file: {workdir}/transcript.jsonl
+  prompts_dir: {workdir}/buckets/{PROMPTS}
 ata:
   model: direct-sip
   address: 127.0.0.1
@@ -92,8 +94,6 @@ def _dut(tmp_path: Path, budget_s: float = 12.0, **env: str) -> Iterator[tuple[D
     port = free_port()
     metrics = f"127.0.0.1:{free_port()}"
     prompt = chirp(2.0, 300, 3000, level=6000)
-    (tmp_path / "buckets" / PROMPTS / "lab").mkdir(parents=True)
-    write_wav(tmp_path / "buckets" / PROMPTS / "lab" / "prompt.wav", prompt)
     transcript = tmp_path / "transcript.jsonl"
     cfg = sip_config(tmp_path, port, handler="python:tests.integration.lab_dut_handler:handler",
                      environment={"LAB_TRANSCRIPT": str(transcript), "LAB_PROMPT_BUCKET": PROMPTS,
@@ -103,7 +103,9 @@ def _dut(tmp_path: Path, budget_s: float = 12.0, **env: str) -> Iterator[tuple[D
     with running_daemon(tmp_path / "dut", cfg) as d:
         rig_path = tmp_path / "rig.yaml"
         rig_path.write_text(_rig_text(tmp_path, port, d, metrics, budget_s))
-        yield d, load_rig(rig_path), prompt, transcript
+        rig = load_rig(rig_path)
+        LabDut(rig.dut).put_prompt("lab/prompt.wav", prompt)  # as a scenario puts its prompts on the Pi
+        yield d, rig, prompt, transcript
 
 
 @pytest.fixture
