@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +30,14 @@ from hil.simulator import CallerId, Disconnect, LineConfig
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 from media.progress import ProgressDetector, ToneKind
 from media.wav import read_wav
-from tests.integration.daemon_proc import RECORDINGS, DaemonProc, bucket_files, running_daemon, sip_config
+from tests.integration.daemon_proc import (
+    RECORDINGS,
+    DaemonProc,
+    bucket_files,
+    child_env,
+    running_daemon,
+    sip_config,
+)
 from tests.integration.sip_peers import chirp, free_port, match, noise
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
@@ -188,6 +197,16 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
     # the DUT's own view, through the rig's status socket and metrics URL
     assert pi.wait_until(lambda: pi.status()["calls"] == [], 10) and pi.alive
     assert pi.metric("gatewayd_calls_total", line="trunk") == 2
+
+    # the bench's smoke test, as the technician runs it: one ring, listen 3 s, hang up
+    out = subprocess.run([sys.executable, "-m", "hil.labcheck", str(tmp_path / "rig.yaml"), "--ring", "--seconds",
+                          "3", "--out", str(tmp_path / "smoke.wav")], env=child_env(), capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    smoke = json.loads(out.stdout)
+    assert smoke["summary"]["calls"] == f"sip:lab@127.0.0.1:{rig.ata.sip_port}" and smoke["ring"]["answered"]
+    assert match(prompt, read_wav(tmp_path / "smoke.wav"), max_lag=SAMPLE_RATE).good()
+    assert pi.wait_until(lambda: pi.metric("gatewayd_calls_total", line="trunk") == 3, 10)
     d.stop()
     assert not pi.alive
 

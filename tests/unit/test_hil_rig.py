@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from hil.backends.lab import capabilities_of
+from hil.labcheck import main as labcheck
 from hil.rig import ConfigError, load_rig, load_rig_text
 from hil.simulator import CidMode, Disconnect
 
@@ -92,3 +94,13 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_rig(tmp_path / "nope.yaml")
+
+
+def test_labcheck_summarises_a_rig_or_rejects_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert labcheck([str(EXAMPLE)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["profile"] == "us-bell202" and "disconnect-cpc" in doc["summary"]["capabilities"]
+    bad = tmp_path / "rig.yaml"
+    bad.write_text(MINIMAL.replace("address:", "adress:"))
+    assert labcheck([str(bad)]) == 78
+    assert f"{bad}:4:3: ata: unknown key 'adress'" in capsys.readouterr().err
