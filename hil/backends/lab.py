@@ -247,11 +247,7 @@ class LabSimulator:
         self.capabilities: frozenset[str] = capabilities_of(rig)
         self.tolerance_s: float = rig.tolerances.timing_s
         self.results_dir = results_dir
-        prof = rig.ata.profile
-        self._config = LineConfig(country=rig.country, cid=prof.cid if rig.ata.analog else CidMode.NONE,
-                                  ring_cadence=prof.ring_cadence, disconnect=prof.disconnect if rig.ata.analog
-                                  else Disconnect.BYE, cpc_ms=prof.cpc_ms,
-                                  tone_after_disconnect=prof.tone_after_disconnect)
+        self._config = self.default_config
         self._cv = threading.Condition()
         self._events: list[SimEvent] = []
         self._t0 = time.monotonic()
@@ -266,6 +262,17 @@ class LabSimulator:
         self._guard: threading.Timer | None = None
         self.heard = HeardClips()
         self.path = rig.dut.path
+
+    @property
+    def default_config(self) -> LineConfig:
+        """The line the rig gives as set up now (the active ATA profile): the base a scenario's own
+        LineConfig fields go on top of."""
+        rig = self.rig
+        prof = rig.ata.profile
+        return LineConfig(country=rig.country, cid=prof.cid if rig.ata.analog else CidMode.NONE,
+                          ring_cadence=prof.ring_cadence,
+                          disconnect=prof.disconnect if rig.ata.analog else Disconnect.BYE, cpc_ms=prof.cpc_ms,
+                          tone_after_disconnect=prof.tone_after_disconnect)
 
     def remote_dut(self, settings: Any = None) -> LabDut:
         """The Pi as the DUT (:class:`~hil.backends.lab_dut.LabDut`). ``settings`` (a scenario's
@@ -569,7 +576,8 @@ class LabSimulator:
 
     # ------------------------------------------------------------------ LineSimulator: teardown
     def hang_up(self, *, how: Disconnect | None = None) -> None:
-        """End the answered call the way ``how`` says (None: BYE, the ATA applies its profile's signal).
+        """End the answered call the way ``how`` says (None: as configured). A BYE makes the ATA apply
+        its profile's signal.
 
         CPC and polarity come from the ATA, so they need the matching profile. Tone-only and silence
         disconnects are sent over RTP; this returns at once and the call stays up until the DUT hangs up
@@ -581,8 +589,9 @@ class LabSimulator:
             return
         prof = self.rig.ata.profile
         analog = self.rig.ata.analog
-        if how is None or how is Disconnect.BYE or (analog and how is prof.disconnect):
-            self._bye(f"hang-up ({how.value if how else 'bye'})")
+        how = how if how is not None else self._config.disconnect
+        if how is Disconnect.BYE or (analog and how is prof.disconnect):
+            self._bye(f"hang-up ({how.value})")
             return
         if how in (Disconnect.CPC, Disconnect.POLARITY):
             raise NotOnThisRig(f"{how.value} disconnect needs an ATA profile with disconnect: {how.value} "
