@@ -83,6 +83,7 @@ _CID_CAPS = {CidMode.BELL202_MDMF: ("cid-fsk",), CidMode.BELL202_SDMF: ("cid-fsk
              CidMode.ETSI_FSK_BEFORE_RING: ("cid-fsk", "cid-before-ring"),
              CidMode.ETSI_DTMF: ("cid-dtmf", "cid-before-ring"), CidMode.NONE: ()}
 _NO_FAULTS = CidFaults()
+_SAME_PRESS_S = 0.3  # an RFC 4733 event and the in-band tone of the same key press are this close
 
 
 class NotOnThisRig(Exception):
@@ -260,6 +261,7 @@ class LabSimulator:
         self._dialled_at = 0.0
         self._recordings = 0
         self._guard: threading.Timer | None = None
+        self._digits: list[tuple[float, str, str]] = []  # (t, digit, "oob"/"inband") from the DUT
         self.heard = HeardClips()
         self.path = rig.dut.path
 
@@ -380,11 +382,23 @@ class LabSimulator:
             else:
                 self._note("not-answered", f"{getattr(ev, 'sip_code', 0)} {getattr(ev, 'reason', '')}".strip())
         elif isinstance(ev, DigitReceived):
-            self._note("dtmf-from-dut", ev.digit)
+            log.debug("digit %s from the far end (%s)", ev.digit, ev.source)
+            self._digit(ev.digit, now, "oob")
 
     def _on_inband_digit(self, digit: str, leg_s: float) -> None:
+        log.debug("digit %s from the far end (in-band, %.2f s into the call)", digit, leg_s)
         call = self._call
-        at = (call.answered_at or 0.0) + leg_s if call is not None else None
+        at = (call.answered_at or 0.0) + leg_s if call is not None else self._now()
+        self._digit(digit, at, "inband")
+
+    def _digit(self, digit: str, at: float, source: str) -> None:
+        """One key press the DUT sent. A far end that sends a key both as RFC 4733 and in the audio
+        (some ATAs do) is heard once: the same digit from the other source within the window is dropped."""
+        with self._cv:
+            for t, d, src in self._digits[-4:]:
+                if d == digit and src != source and abs(t - at) <= _SAME_PRESS_S:
+                    return
+            self._digits.append((at, digit, source))
         self._note("dtmf-from-dut", digit, at)
 
     def _period(self) -> float:
@@ -656,6 +670,7 @@ class LabSimulator:
         self.heard.clips.clear()
         with self._cv:
             self._events.clear()
+            self._digits.clear()
             self._t0 = time.monotonic()
             self._leg = None
             self._port = None

@@ -4,8 +4,9 @@ NEW_INBOUND_CALL: play the prompt (``LAB_PROMPT_BUCKET``/``LAB_PROMPT_KEY``), ar
 DIGITS_RECEIVED per key 0-9 or ``*``) and record (``#`` ends it) into ``LAB_RECORDINGS_BUCKET`` under
 ``lab/``; with ``LAB_SILENCE_SECONDS`` set, that much silence also ends it. When the recording is stored
 and the caller is still there: hang up. A call from ``LAB_SLOW_CALLER`` waits ``LAB_SLOW_SECONDS`` before
-the first answer (the line rings meanwhile). Every event it gets is appended as one JSON line to
-``LAB_TRANSCRIPT``: the handler transcript the test asserts on.
+the first answer (the line rings meanwhile). A call from ``LAB_DIGITS_CALLER`` gets digits instead: "47"
+with SendDigits, then "159" as tones in the prompt ``lab/dtmf.wav``, then a hang-up. Every event it gets
+is appended as one JSON line to ``LAB_TRANSCRIPT``: the handler transcript the test asserts on.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     caller = ((event.get("CallDetails") or {}).get("Participants") or [{}])[0]
     call_id = str(caller.get("CallId", ""))
     data = event.get("ActionData") or {}
+    if kind == "NEW_INBOUND_CALL" and caller.get("From") == os.environ.get("LAB_DIGITS_CALLER", "-"):
+        return _response(  # the DUT sends digits: out of band (SendDigits), then in-band (a prompt of tones)
+            {"Type": "SendDigits",
+             "Parameters": {"CallId": call_id, "Digits": "47", "ToneDurationInMilliseconds": 120}},
+            {"Type": "PlayAudio", "Parameters": {"CallId": call_id, "AudioSource": {
+                "Type": "S3", "BucketName": os.environ["LAB_PROMPT_BUCKET"], "Key": "lab/dtmf.wav"}}},
+            {"Type": "Pause", "Parameters": {"CallId": call_id, "DurationInMilliseconds": "500"}},
+            {"Type": "Hangup", "Parameters": {"CallId": call_id, "SipResponseCode": "0"}})
     if kind == "NEW_INBOUND_CALL":
         if caller.get("From") and caller.get("From") == os.environ.get("LAB_SLOW_CALLER"):
             time.sleep(float(os.environ.get("LAB_SLOW_SECONDS", "5")))

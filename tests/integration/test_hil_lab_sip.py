@@ -27,6 +27,7 @@ import pytest
 from hil.backends.lab_dut import LabDut
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, Disconnect, LineConfig
+from media.dtmf import DtmfSender
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 from media.progress import ProgressDetector, ToneKind
 from media.wav import read_wav
@@ -235,8 +236,8 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
 
     budget = 6.0
     speech = speechlike(1.5, seed=3)
-    with _dut(tmp_path, budget, LAB_SLOW_CALLER="+15550003333", LAB_SLOW_SECONDS="4",
-              LAB_SILENCE_SECONDS="2") as (d, rig, _prompt, transcript), LabSimulator(rig) as sim:
+    with _dut(tmp_path, budget, LAB_SLOW_CALLER="+15550003333", LAB_SLOW_SECONDS="4", LAB_SILENCE_SECONDS="2",
+              LAB_DIGITS_CALLER="+15550006666") as (d, rig, _prompt, transcript), LabSimulator(rig) as sim:
         # 1. the caller gives up while the DUT's handler is still deciding (the line rings)
         call = sim.ring(CallerId("+15550003333"))
         _wait_for(lambda: any(e.kind == "ring" for e in sim.events()), 10, "no 180 Ringing")
@@ -285,6 +286,15 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
         on_hook = next(e for e in evs if e.kind == "on-hook")  # the DUT hung up, not the budget
         assert not any("budget" in e.detail for e in evs)
         assert 2.0 - rig.tolerances.timing_s < on_hook.t - gone.t < budget, (gone, on_hook)
+
+        # 4. the DUT sends digits: RFC 4733 events and in-band tones both reach the simulator, once each
+        sim.remote_dut().put_prompt("lab/dtmf.wav", DtmfSender("159", tone_ms=100, gap_ms=100).read(6000))
+        sim.reset()
+        sim.ring(CallerId("+15550006666"))
+        assert sim.wait_answered(15)
+        assert sim.wait_on_hook(15)  # the DUT hangs up after its digits
+        got = "".join(e.detail for e in sim.events() if e.kind == "dtmf-from-dut")
+        assert got == "47159", list(sim.events())
     events = _transcript(transcript)
     stored = [e["ActionData"] for e in events
               if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drivers.line import DigitReceived, DigitSource
 from hil.backends.lab import LabSimulator, NotOnThisRig, capabilities_of
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, CidFaults, CidMode, Disconnect, LineConfig
@@ -82,3 +83,14 @@ def test_remote_dut_only_for_the_settings_the_pi_has(rig: Rig) -> None:
     assert sim.remote_dut(Settings()).cfg is rig.dut
     with pytest.raises(NotOnThisRig, match=r"rings_before_answer 4 \(the Pi has 2\)"):
         sim.remote_dut(Settings(rings_before_answer=4))
+
+
+def test_a_key_press_sent_both_ways_by_the_far_end_is_heard_once(rig: Rig) -> None:
+    sim = LabSimulator(rig)
+    sim._leg = "leg"  # as during a call: events of this leg count
+    sim._on_line_event(DigitReceived("hil-lab", "leg", "5", DigitSource.RFC4733))
+    t = next(iter(sim.events())).t
+    sim._digit("5", t + 0.1, "inband")  # the same press, in the audio
+    sim._digit("5", t + 0.9, "inband")  # the next press of the same key
+    sim._on_line_event(DigitReceived("hil-lab", "other-leg", "7", DigitSource.RFC4733))  # not this call
+    assert [(e.kind, e.detail) for e in sim.events()] == [("dtmf-from-dut", "5")] * 2
