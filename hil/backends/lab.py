@@ -109,8 +109,11 @@ def capabilities_of(rig: Rig) -> frozenset[str]:
 
 def _local_address_towards(host: str) -> str:
     """The local IP the kernel would use to reach ``host`` (no packet is sent)."""
-    if ipaddress.ip_address(host).is_loopback:
-        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return "127.0.0.1"
+    except ValueError:
+        pass  # a host name: let the kernel resolve and route it
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((host, 9))
         return str(s.getsockname()[0])
@@ -258,7 +261,6 @@ class LabSimulator:
         self._call: SimCall | None = None
         self._state = "idle"  # idle, ringing, answered, ended
         self._first_ring_at: float | None = None
-        self._dialled_at = 0.0
         self._recordings = 0
         self._guard: threading.Timer | None = None
         self._digits: list[tuple[float, str, str]] = []  # (t, digit, "oob"/"inband") from the DUT
@@ -305,6 +307,11 @@ class LabSimulator:
                 self.close()
                 raise NotOnThisRig(f"the controller did not register at {self.rig.ata.registrar} as "
                                    f"{self.rig.ata.account!r} within 15 s")
+
+    @property
+    def registered(self) -> bool:
+        """The controller's account is registered (always False without ``ata.registrar``)."""
+        return self._line is not None and bool(self._line.registered)
 
     def close(self) -> None:
         self._cancel_guard()
@@ -466,7 +473,6 @@ class LabSimulator:
             self._leg, self._port, self._call = leg, port, call
             self._state = "ringing"
             self._first_ring_at = None
-            self._dialled_at = self._now()
         self._note("dial", self.rig.ata.target_uri())
         self._line.dial(leg, self.rig.ata.target_uri(), from_, headers, port, timeout)
         return call

@@ -114,7 +114,7 @@ controller: {{bind_address: 127.0.0.1}}
         time.sleep(0.5)
         with LabSimulator(rig) as sim:
             sim.start()  # returns once registered (or raises)
-            assert sim._line is not None and sim._line.registered
+            assert sim.registered
             call = sim.ring(CallerId("5550001", "LAB CALLER"))
             assert sim.wait_answered(15), list(sim.events())
             kinds = [e.kind for e in sim.events()]
