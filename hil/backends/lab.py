@@ -413,9 +413,18 @@ class LabSimulator:
         return float(sum(cad))
 
     def _estimated_rings(self, now: float) -> int:
-        if self._first_ring_at is None:
+        """Rings so far, from the first 180 and the cadence; the later rings are added to the events
+        (detail "estimated") so that counting ``ring`` events gives the same number."""
+        first = self._first_ring_at
+        if first is None:
             return 0
-        return int((now - self._first_ring_at) // self._period()) + 1
+        period = self._period()
+        rings = int((now - first) // period) + 1
+        with self._cv:
+            have = sum(1 for e in self._events if e.kind == "ring")
+        for k in range(have, rings):
+            self._note("ring", "estimated from the cadence", first + k * period)
+        return rings
 
     # ------------------------------------------------------------------ LineSimulator: provisioning
     def configure(self, config: LineConfig) -> None:

@@ -94,3 +94,17 @@ def test_a_key_press_sent_both_ways_by_the_far_end_is_heard_once(rig: Rig) -> No
     sim._digit("5", t + 0.9, "inband")  # the next press of the same key
     sim._on_line_event(DigitReceived("hil-lab", "other-leg", "7", DigitSource.RFC4733))  # not this call
     assert [(e.kind, e.detail) for e in sim.events()] == [("dtmf-from-dut", "5")] * 2
+
+
+def test_rings_after_the_first_are_estimated_from_the_cadence(rig: Rig) -> None:
+    sim = LabSimulator(rig)  # us: 2 s on, 4 s off
+    sim._first_ring_at = 1.0
+    sim._note("ring", "180 from the ATA (first ring)", 1.0)
+    assert sim._estimated_rings(14.0) == 3
+    rings = [(e.t, e.detail) for e in sim.events() if e.kind == "ring"]
+    assert rings == [(1.0, "180 from the ATA (first ring)"), (7.0, "estimated from the cadence"),
+                     (13.0, "estimated from the cadence")]
+    assert sim._estimated_rings(14.5) == 3 and len(list(sim.events())) == 3  # not added twice
+    uk = LabSimulator(with_profile(rig, "uk-etsi-fsk"))  # 3 s cycle
+    uk._first_ring_at = 0.0
+    assert uk._estimated_rings(7.0) == 3
