@@ -11,15 +11,9 @@ Prometheus endpoint, and the callers' own view (SIPp got the BYE; the modem play
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,56 +37,22 @@ from media import g711
 from media.dtmf import detect
 from media.frame import SAMPLE_RATE, Samples
 from media.wav import decode_wav
+from tests.integration.daemon_proc import running_daemon
 from tests.integration.sip_peers import finish_sipp, free_port, match, need, start_sipp
 from tests.transcript_handler import read as read_transcript
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack under test (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = "vm-prompts"
 MESSAGES = "vm-messages"
 
 
-# ------------------------------------------------------------------ the daemon subprocess
-@contextlib.contextmanager
-def running_daemon(config: Path, env: dict[str, str], log: Path, timeout: float = 30.0
-                   ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours; yields once it sent READY=1; SIGTERM at the end."""
-    sock_path = config.parent / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(0.2)
-    with log.open("wb") as logf:
-        proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(config)],
-                                env={**env, "NOTIFY_SOCKET": str(sock_path)}, cwd=ROOT,
-                                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
-    try:
-        end = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, f"gatewayd exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < end, f"no READY=1 within {timeout} s:\n{log.read_text()[-3000:]}"
-            with contextlib.suppress(TimeoutError):
-                if b"READY=1" in sock.recv(4096).split(b"\n"):
-                    break
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        sock.close()
-
-
-def write_config(tmp: Path, s3: SeaweedS3, sip_port: int, modem: str, metrics: str, transcript: Path) -> Path:
+def voicemail_config(tmp: Path, s3: SeaweedS3, sip_port: int, modem: str, metrics: str, transcript: Path) -> str:
     bucket = f"""    endpoint_url: {s3.endpoint_url}
     region: {s3.credentials.region}
     addressing_style: path"""
-    cfg = tmp / "gatewayd.yaml"
-    cfg.write_text(f"""
+    return f"""
 state_dir: {tmp}/state
 lines:
   - type: sip
@@ -128,8 +88,7 @@ media:
   unknown_buckets: reject
 metrics:
   address: {metrics}
-""")
-    return cfg
+"""
 
 
 # ------------------------------------------------------------------ checks
@@ -200,12 +159,10 @@ def test_voicemail_over_sip_and_modem_into_s3(tmp_path: Path, s3_server: Seaweed
     transcript = tmp_path / "transcript.jsonl"
     sip_port = free_port()
     metrics = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
-    cfg = write_config(tmp_path, s3, sip_port, emu.path, metrics, transcript)
-    env = {**os.environ, **s3.env(), "PYTHONPATH": str(ROOT)}
-    env.pop("RUNTIME_DIRECTORY", None)
+    cfg = voicemail_config(tmp_path, s3, sip_port, emu.path, metrics, transcript)
     modem_result: dict[str, ModemCallResult] = {}
     try:
-        with running_daemon(cfg, env, tmp_path / "gatewayd.log") as daemon:
+        with running_daemon(tmp_path / "daemon", cfg, env=s3.env()) as daemon:
             sipp, sipp_err = start_sipp(sipp_cwd, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", "voicemail",
                                         timeout=90)
 
@@ -223,8 +180,7 @@ def test_voicemail_over_sip_and_modem_into_s3(tmp_path: Path, s3_server: Seaweed
             while sum(1 for _ in transcript.open()) < 6 and time.monotonic() < end:
                 time.sleep(0.1)
             m = scrape(metrics)
-            assert daemon.poll() is None
-        assert daemon.returncode == 0, (tmp_path / "gatewayd.log").read_text()[-3000:]
+            assert daemon.stop(60) == 0, daemon.stderr()[-3000:]  # a graceful stop
     finally:
         emu.stop()
 
