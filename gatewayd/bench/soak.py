@@ -6,7 +6,8 @@ bundled voicemail handler in-process and the buckets in a SeaweedFS S3 server of
 local``: local directories). It keeps ``--calls`` calls going at once, replacing each as it ends: SIPp
 places ``--sip-calls`` of them (the pjsua2 wheel takes 4 calls per process), the emulated modems' callers
 the rest. Every call leaves a message: it waits through the greeting and the beep, speaks, presses '#',
-hears its message played back from the bucket and is hung up on.
+hears its message played back from the bucket and is hung up on. The daemon runs with MALLOC_ARENA_MAX=2,
+as systemd/gatewayd.service sets it (``--malloc-arena-max``).
 
 The daemon's RSS (``/proc/PID/status`` VmRSS) is sampled every second. Reported (``--json``): peak RSS
 (VmHWM, which covers start-up too), RSS growth over the last 80 % of the run (the least-squares trend
@@ -44,7 +45,7 @@ PEAK_BOUND_MB = 120.0
 GROWTH_BOUND_MB = 5.0
 GROWTH_WINDOW = 0.8  # the last 80 % of the run
 SIP_CALLS = 4  # PJSUA_MAX_CALLS of the pjsua2 wheel
-MALLOC_ARENA_MAX = 0  # what systemd/gatewayd.service sets (0: not set)
+MALLOC_ARENA_MAX = 2  # what systemd/gatewayd.service sets (0: not set)
 PROMPTS = "soak-prompts"
 MESSAGES = "soak-messages"
 
@@ -87,6 +88,7 @@ class SoakResult:
     rss_end_mb: float = 0.0
     rss_growth_mb: float = 0.0  # trend over the last 80 %
     rss_samples: int = 0
+    rss_series_mb: list[tuple[int, float]] = field(default_factory=list)  # (s, MB) every 30 s
     calls_completed: int = 0
     calls_by_line_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     modem_caller_failures: int = 0
@@ -444,6 +446,7 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
     res.recordings = {k[0]: int(v) for k, v in m.by("gatewayd_recordings_total", "outcome").items()}
     if live:
         res.live_calls = {"min": min(live), "median": float(np.median(live)), "max": max(live), "scrapes": len(live)}
+    res.rss_series_mb = [(round(t), round(v, 1)) for t, v in rss[::30]]
     return summarise(res, rss, peak)
 
 
