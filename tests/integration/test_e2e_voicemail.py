@@ -161,23 +161,29 @@ def test_voicemail_over_sip_and_modem_into_s3(tmp_path: Path, s3_server: Seaweed
     metrics = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
     cfg = voicemail_config(tmp_path, s3, sip_port, emu.path, metrics, transcript)
     modem_result: dict[str, ModemCallResult] = {}
+    modem_error: list[BaseException] = []
     try:
         with running_daemon(tmp_path / "daemon", cfg, env=s3.env()) as daemon:
             sipp, sipp_err = start_sipp(sipp_cwd, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", "voicemail",
                                         timeout=90)
 
             def modem_call() -> None:
-                modem_result["r"] = ModemCaller(emu, prompts.samples).call(speech, number="5551234", timeout=60)
+                try:
+                    modem_result["r"] = ModemCaller(emu, prompts.samples).call(speech, number="5551234", timeout=60)
+                except BaseException as e:  # re-raised in the test's thread
+                    modem_error.append(e)
 
             caller = threading.Thread(target=modem_call, name="modem-caller")
             caller.start()
             sipp_res = finish_sipp(sipp, sipp_err, 90)
             caller.join(90)
             assert sipp_res.returncode == 0, (sipp_res.stderr[-2000:], sipp_res.errors[-2000:])
-            assert "r" in modem_result, "the modem call did not complete (see the thread's exception)"
+            if modem_error:
+                raise modem_error[0]
+            assert "r" in modem_result, "the modem call did not finish"
             # every upload has been confirmed before ACTION_SUCCESSFUL; the HANGUP invocations may lag a little
             end = time.monotonic() + 10
-            while sum(1 for _ in transcript.open()) < 6 and time.monotonic() < end:
+            while len(read_transcript(transcript)) < 6 and time.monotonic() < end:
                 time.sleep(0.1)
             m = scrape(metrics)
             assert daemon.stop(60) == 0, daemon.stderr()[-3000:]  # a graceful stop
