@@ -159,15 +159,20 @@ def dtmf_inband(cfg: Config) -> dict[str, bool]:
 
 def media_factories(cfg: Config) -> MediaFactories:
     from media.dtmf import DtmfDetector, DtmfSender
-    from media.voicefocus import VoiceFocus
 
     def generate(digits: str, tone_ms: int, gap_ms: int) -> Any:
         sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms)
         return sender.read(sender.total_samples)
 
-    def suppressor() -> VoiceFocus:
+    def load_suppressor() -> None:
+        import media.voicefocus  # noqa: F401 - scipy (~18 MB, 0.2 s): loaded on the first VoiceFocus action only
+
+    def suppressor() -> Any:
+        from media.voicefocus import VoiceFocus  # already loaded by load_suppressor: a dictionary lookup
+
         return VoiceFocus(enabled=False)  # created off: the first enable cross-fades in over one frame
 
     if cfg.media.voicefocus_backend != "builtin":
         raise ValueError(f"unknown VoiceFocus backend {cfg.media.voicefocus_backend!r}")
-    return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate, suppressor=suppressor)
+    return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate, suppressor=suppressor,
+                          load_suppressor=load_suppressor)

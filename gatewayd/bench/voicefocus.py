@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE
-from media.voicefocus import VoiceFocus
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,8 @@ def speech_like(seconds: float, seed: int = 1) -> np.ndarray:
 
 def measure_speed(seconds: float = 60.0, cpu: int | None = None) -> dict[str, Any]:
     """RTF and per-frame times of one VoiceFocus on one core (affinity restored afterwards)."""
+    from media.voicefocus import VoiceFocus  # scipy: loaded by this benchmark only, not by every gatewayd process
+
     x = speech_like(seconds)
     frames = [x[i:i + FRAME_SAMPLES] for i in range(0, len(x) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
     old = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from media.frame import SAMPLE_RATE
-from media.voicefocus import enhance
 from media.wav import WavError, read_wav, write_wav
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     except WavError as e:
         sys.stderr.write(f"gatewayd voicefocus: {args.input}: {e}\n")
         return EX_DATAERR
+    from media.voicefocus import enhance  # scipy: loaded by this command only, not by every gatewayd process
+
     t0 = time.process_time()
     y = enhance(x)
     cpu = time.process_time() - t0

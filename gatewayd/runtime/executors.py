@@ -253,6 +253,8 @@ async def _await_quietly(call: Call, outcome: concurrent.futures.Future[Recordin
 async def voice_focus(call: Call, leg: LegState, a: A.VoiceFocus) -> Result:
     if call.services.media.suppressor is None:
         return failed(A.SYSTEM_EXCEPTION, A.MSG_SYSTEM_ERROR)
+    if a.enable and call.services.media.load_suppressor is not None:
+        await asyncio.to_thread(call.services.media.load_suppressor)  # the media worker then only constructs it
     leg.media.set_voicefocus(a.enable)
     return ActionSucceeded(0)
 

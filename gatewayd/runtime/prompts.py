@@ -1,7 +1,9 @@
 """Prompts: WAV objects from buckets (any PCM format, converted to 8 kHz mono) and local text-to-speech.
 
 Fetching and decoding run in a worker thread, never on the control loop. Decoded prompts are cached
-briefly (keyed by bucket and key), so a greeting played on every call is read once.
+briefly (keyed by bucket and key), so a greeting played on every call is read once; expired entries are
+dropped as new ones come in and the cache holds at most ``CACHE_BYTES`` of audio, so objects played once
+(a message played back to its caller) do not pile up.
 Speak uses espeak-ng (``media.tts_command``) in place of Amazon Polly: the Polly ``VoiceId`` picks a
 female or male variant and ``LanguageCode`` the espeak-ng voice; SSML is passed through with ``-m``.
 """
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_BYTES = 50 * 1024 * 1024  # Chime's PlayAudio limit
 CACHE_TTL_S = 30.0
+CACHE_BYTES = 4 * 1024 * 1024
 TTS_TIMEOUT_S = 30.0
 POLLY_FEMALE = frozenset({
     "Joanna", "Salli", "Kimberly", "Kendra", "Ivy", "Ruth", "Danielle", "Amy", "Emma", "Olivia", "Nicole",
@@ -34,11 +37,12 @@ POLLY_FEMALE = frozenset({
 
 class PromptLoader:
     def __init__(self, fetch: Callable[[str, str], bytes], tts_command: Sequence[str] = ("espeak-ng",),
-                 cache_size: int = 64) -> None:
+                 cache_size: int = 64, cache_bytes: int = CACHE_BYTES) -> None:
         self._fetch = fetch
         self._tts = tuple(tts_command)
         self._cache: OrderedDict[tuple[str, ...], tuple[float, Samples]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
 
     def _cached(self, key: tuple[str, ...]) -> Samples | None:
         hit = self._cache.get(key)
@@ -48,9 +52,19 @@ class PromptLoader:
         return hit[1]
 
     def _remember(self, key: tuple[str, ...], samples: Samples) -> None:
-        self._cache[key] = (time.monotonic(), samples)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        now = time.monotonic()
+        for k in [k for k, (t, _) in self._cache.items() if now - t > CACHE_TTL_S]:
+            del self._cache[k]
+        if samples.nbytes > self._cache_bytes:
+            return
+        self._cache[key] = (now, samples)
+        total = sum(s.nbytes for _, s in self._cache.values())
+        while len(self._cache) > self._cache_size or total > self._cache_bytes:
+            _, (_, old) = self._cache.popitem(last=False)
+            total -= old.nbytes
+
+    def cached_bytes(self) -> int:
+        return sum(s.nbytes for _, s in self._cache.values())
 
     def _fetch_and_decode(self, bucket: str, key: str) -> Samples:
         try:

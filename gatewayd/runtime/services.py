@@ -35,4 +35,5 @@ class MediaFactories:
 
     dtmf_detector: Callable[[], Any] | None = None
     suppressor: Callable[[], Any] | None = None
+    load_suppressor: Callable[[], None] | None = None  # blocking; run off the media path before suppressor()
     dtmf_generator: Callable[[str, int, int], Samples] | None = None  # (digits incl. ',', tone_ms, gap_ms) → samples
