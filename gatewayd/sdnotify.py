@@ -45,9 +45,15 @@ class Notifier:
             return False
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+                self._sock = socket.socket(socket.AF_UNIX, kind)
             self._sock.sendto("\n".join(assignments).encode(), self._addr)
             return True
+        except BlockingIOError:
+            # The manager is not reading (its queue is full): drop the message rather than block the event
+            # loop that sends it; a manager that never reads will see the watchdog lapse, which is right.
+            log.warning("sd_notify to %s: the socket is full, %s dropped", self._addr, assignments[0].split("=")[0])
+            return False
         except OSError as e:
             log.warning("sd_notify to %s failed: %s", self._addr, e)
             return False

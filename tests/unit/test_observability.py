@@ -31,6 +31,26 @@ def test_notify_messages_reach_the_socket(tmp_path: Path) -> None:
     srv.close()
 
 
+def test_a_manager_that_does_not_read_never_blocks_the_sender(tmp_path: Path) -> None:
+    # A full notify socket once froze the whole daemon (a blocking sendto on its event loop).
+    import threading
+
+    path = str(tmp_path / "notify.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)  # never read
+    n = Notifier({"NOTIFY_SOCKET": path})
+    results: list[bool] = []
+    sender = threading.Thread(target=lambda: results.extend(n.watchdog() for _ in range(5000)), daemon=True)
+    sender.start()
+    sender.join(10)
+    assert not sender.is_alive(), "Notifier.send blocked on a full socket"
+    assert results[0] is True and results[-1] is False  # accepted until the queue filled, then dropped
+    srv.recv(4096)
+    assert n.status("draining") is True  # room again: messages flow
+    n.close()
+    srv.close()
+
+
 def test_abstract_socket_and_foreign_watchdog_pid() -> None:
     name = f"gatewayd-test-{os.getpid()}"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
