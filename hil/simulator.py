@@ -64,6 +64,9 @@ class CidFaults:
     after_ring: int = 1  # caller ID after this ring (2: the UK "sendcalleridafter=2" case)
 
 
+NO_FAULTS = CidFaults()
+
+
 @dataclass(frozen=True)
 class LineConfig:
     country: str = "us"
@@ -111,9 +114,11 @@ class LineSimulator(Protocol):
     def configure(self, config: LineConfig) -> None: ...
 
     def ring(self, caller_id: CallerId | None = None, *, max_rings: int = 10,
-             cid_faults: CidFaults = CidFaults()) -> SimCall: ...
+             cid_faults: CidFaults = NO_FAULTS) -> SimCall: ...
 
     def wait_answered(self, timeout: float) -> bool: ...
+
+    def wait_on_hook(self, timeout: float) -> bool: ...  # the DUT hung up (or never answered)
 
     @property
     def off_hook(self) -> bool: ...
