@@ -32,6 +32,7 @@ import pytest
 from hil.backends import PATHS, make_simulator
 from hil.backends.common import QUICK_RING
 from hil.dut import Dut, DutSettings
+from hil.scenarios.steps import standard_prompts
 from hil.simulator import LineConfig, LineSimulator
 from hil.tolerances import tolerance
 from media.wav import write_wav
@@ -126,7 +127,7 @@ class HilSession:
             return self.dut
         self.stop_daemon()
         self._n += 1
-        self.dut = Dut(self.workdir / f"dut{self._n}", line).start()
+        self.dut = Dut(self.workdir / f"dut{self._n}", line, prompts=standard_prompts()).start()
         self.dut_key = key
         return self.dut
 

@@ -85,6 +85,7 @@ class EmulatorSip:
         self._cond = threading.Condition()
         self._leg: str | None = None
         self._port = FarEndPort()
+        self._ports: list[FarEndPort] = []  # this scenario's calls
         self._state = "idle"  # idle, ringing, up, ended
         self._call: SimCall | None = None
         self.line.start(self._on_event)
@@ -129,6 +130,7 @@ class EmulatorSip:
         with self._cond:
             self._leg = uuid.uuid4().hex
             self._port = FarEndPort()
+            self._ports.append(self._port)
             self._state = "ringing"
             self._call = SimCall(caller_id)
         self.log.add("ring", number)
@@ -182,8 +184,11 @@ class EmulatorSip:
         self.play(tone_samples(plan["dial" if tone == "dial-tone" else tone], seconds))
 
     def record_far_end(self) -> AbstractContextManager[Recording]:
-        port = self._port
-        return self.heard.recording(port.heard)
+        return self.heard.recording(self._heard_all)
+
+    def _heard_all(self) -> Samples:
+        parts = [p.heard() for p in list(self._ports)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
     # ------------------------------------------------------------------ teardown
     def hang_up(self, *, how: Disconnect | None = None) -> None:
@@ -211,6 +216,7 @@ class EmulatorSip:
             self.wait_on_hook(5)
         with self._cond:
             self._leg = None
+            self._ports.clear()
             self._state = "idle"
             self._call = None
         self.heard.clips.clear()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from scipy import signal
 from hil.dut import PROMPTS, RECORDINGS, Dut
 from hil.simulator import CallerId, LineSimulator, SimCall
 from media.frame import SAMPLE_RATE, Samples
+from media.wav import read_wav
 
 ANSWER_S = 20.0  # ring to off-hook, generously (a quick cadence answers on ring 2 in ~2 s)
 CALLER = CallerId(number="5551234567", name="DOE JOHN")
@@ -93,3 +96,30 @@ def participant(entry: dict[str, Any]) -> dict[str, Any]:
 def action_data(entry: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = entry["event"].get("ActionData") or {}
     return data
+
+
+GREETING_S = 6.0
+
+
+def standard_prompts() -> dict[str, Samples]:
+    """Prompts put in the DUT's prompt bucket: a 6 s voice-like greeting and a 0.3 s 1 kHz beep."""
+    t = np.arange(round(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
+    beep = np.rint(6000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    return {"greeting.wav": speechlike(GREETING_S, seed=100), "beep.wav": beep}
+
+
+def loud_seconds(x: Samples, threshold: float = 500.0) -> float:
+    """How much of ``x`` is loud (20 ms frames with mean |sample| over ``threshold``)."""
+    n = len(x) // 160
+    if n == 0:
+        return 0.0
+    frames = np.abs(x[:n * 160].astype(np.int32)).reshape(n, 160).mean(axis=1)
+    return float(np.count_nonzero(frames > threshold)) * 0.02
+
+
+def say(text: str, workdir: Path) -> Samples:
+    """``text`` spoken by espeak-ng (en-us), 8 kHz."""
+    out = workdir / "say.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(out), text], check=True,
+                   capture_output=True, timeout=60)
+    return read_wav(out)
