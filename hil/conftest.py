@@ -228,4 +228,5 @@ def dut(request: pytest.FixtureRequest, hil_session: HilSession, line: LineSimul
         if results_dir is not None:
             for rec in d.recordings():
                 shutil.copy2(rec, results_dir / f"recording-{rec.name}")
+            (results_dir / "gatewayd.log").write_text(d.log_text())
             (results_dir / "transcript.jsonl").write_text("".join(json.dumps(e) + "\n" for e in d.transcript()))

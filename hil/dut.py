@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -85,6 +86,8 @@ class Dut:
         self._log_offset = 0
         self._transcript_offset = 0
         self._notify: socket.socket | None = None
+        self._notify_thread: threading.Thread | None = None
+        self.notifications: list[str] = []  # what the daemon sent to NOTIFY_SOCKET after READY=1
 
     # ------------------------------------------------------------------ life cycle
     def write_config(self) -> None:
@@ -120,6 +123,7 @@ class Dut:
         env = {**os.environ, **self.line.env, "NOTIFY_SOCKET": str(sock_path),
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         env.pop("WATCHDOG_USEC", None)
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT (see dump_threads) prints every thread's stack to the log
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config_path)],
@@ -143,13 +147,35 @@ class Dut:
             notify.close()
             self.stop()
             raise
-        self._notify = notify  # kept open: the daemon sends STATUS and STOPPING later
+        self._notify = notify  # kept open and drained: the daemon's sendto blocks once the queue is full
+        self._notify_thread = threading.Thread(target=self._drain_notify, args=(notify,), name="hil-notify",
+                                               daemon=True)
+        self._notify_thread.start()
         log.info("gatewayd %d ready on line %s", self.proc.pid, self.line_name)
         return self
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def _drain_notify(self, sock: socket.socket) -> None:
+        sock.settimeout(0.5)
+        while self._notify is sock:
+            try:
+                self.notifications.append(sock.recv(4096).decode(errors="replace"))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def dump_threads(self) -> str:
+        """Diagnosis of a daemon that stopped responding: SIGABRT (it dies), and the thread stacks it printed."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        self.proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        return self.log_text()[-12000:]
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.proc is None:
@@ -162,8 +188,10 @@ class Dut:
                 self.proc.kill()
                 self.proc.wait(5)
         if self._notify is not None:
-            self._notify.close()
-            self._notify = None
+            sock, self._notify = self._notify, None
+            if self._notify_thread is not None:
+                self._notify_thread.join(2)
+            sock.close()
         return self.proc.returncode
 
     # ------------------------------------------------------------------ the handler
@@ -250,6 +278,27 @@ class Dut:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def status(self) -> dict[str, Any]:
+        """``gatewayd status``: the daemon's status socket (lines and their state, live calls, counters)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.workdir / "state" / "gatewayd.sock"))
+            s.sendall(b"status\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        out: dict[str, Any] = json.loads(data)
+        return out
+
+    def line_state(self) -> str:
+        for ln in self.status()["lines"]:
+            if ln["name"] == self.line_name:
+                return str(ln["state"])
+        return "missing"
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus exposition as ``{"name{labels}": value}``."""

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from media.frame import Samples
 
@@ -139,3 +139,21 @@ class LineSimulator(Protocol):
     def abandon(self) -> None: ...
 
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class CallWaiting(Protocol):
+    """Backends with ``"call-waiting"``: a call-waiting alert and caller-ID spill during an answered call."""
+
+    def call_waiting(self, caller_id: CallerId) -> None: ...
+
+
+@runtime_checkable
+class DeviceFaults(Protocol):
+    """Backends with ``"device-faults"`` (emulators): the DUT's device vanishes and comes back, or sends garbage."""
+
+    def unplug(self) -> None: ...
+
+    def replug(self) -> None: ...
+
+    def garbage(self, data: bytes) -> None: ...
