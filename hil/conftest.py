@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -118,6 +118,8 @@ class HilSession:
         return self.sim
 
     def daemon(self, sim: LineSimulator, settings: DutSettings) -> Dut:
+        if self.backend == "lab":
+            return self._lab_dut()
         dut_line = getattr(sim, "dut_line", None)
         if dut_line is None:
             pytest.skip("backend lacks local-dut")
@@ -129,6 +131,18 @@ class HilSession:
         self._n += 1
         self.dut = Dut(self.workdir / f"dut{self._n}", line, prompts=standard_prompts()).start()
         self.dut_key = key
+        return self.dut
+
+    def _lab_dut(self) -> Dut:
+        """The bench's DUT is the Pi's own gatewayd (systemd's), reached as the rig file says; its line
+        settings are the Pi's configuration, so ``hil_dut`` markers do not apply there."""
+        if self.dut is None:
+            from hil.backends.lab_dut import LabDut  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            lab = LabDut(self.rig.dut, cache_dir=self.workdir / "lab-dut").start()
+            for key, samples in standard_prompts().items():
+                lab.put_prompt(key, samples)
+            self.dut = cast(Dut, lab)
         return self.dut
 
     def stop_daemon(self) -> None:
