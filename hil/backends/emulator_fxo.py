@@ -12,6 +12,7 @@ The board can vanish and re-enumerate, and send garbage.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -57,6 +58,7 @@ class EmulatorFxo:
         self._watcher = HookWatcher(self.log, lambda: self.emu.off_hook)
         self._call: SimCall | None = None
         self._events_at_ring = 0
+        self._first_call = 0
 
     def close(self) -> None:
         self._watcher.stop()
@@ -130,20 +132,31 @@ class EmulatorFxo:
     def play(self, audio: Samples, *, level_dbm0: float | None = None, wait: bool = True) -> None:
         h = self.emu.play(scaled(audio, level_dbm0))
         if wait:
-            h.done.wait(len(audio) / SAMPLE_RATE + 5)
+            self._wait_done(h, len(audio) / SAMPLE_RATE + 5)
+
+    def _wait_done(self, h: emu.PlayHandle, timeout: float) -> None:
+        """Until the far end has played ``h``, or the line went on-hook (which drops what is queued)."""
+        end = time.monotonic() + timeout
+        while not h.done.wait(0.02) and self.emu.off_hook and time.monotonic() < end:
+            pass
 
     def send_dtmf(self, digits: str, *, on_ms: int = 80, off_ms: int = 80, level_dbm0: float = -10.0,
                   twist_db: float = 0.0, freq_offset_pct: float = 0.0, inband: bool = True) -> None:
         h = self.emu.send_dtmf(digits, on_ms=on_ms, off_ms=off_ms, level_dbm0=level_dbm0, twist_db=twist_db,
                                freq_offset_pct=freq_offset_pct)
-        h.done.wait(len(digits) * (on_ms + off_ms) / 1000 + 5)
+        self._wait_done(h, len(digits) * (on_ms + off_ms) / 1000 + 5)
 
     def send_tone(self, tone: str, seconds: float) -> None:
         h = self.emu.send_tone("dial" if tone == "dial-tone" else tone, seconds)
-        h.done.wait(seconds + 5)
+        self._wait_done(h, seconds + 5)
 
     def record_far_end(self) -> AbstractContextManager[Recording]:
-        return self.heard.recording(self.emu.record_far_end)
+        return self.heard.recording(self._heard_all)
+
+    def _heard_all(self) -> Samples:
+        """What the DUT transmitted in every off-hook period since the last reset, end to end."""
+        parts = [self.emu.record_far_end(i) for i in range(self._first_call, len(self.emu.calls))]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
     # ------------------------------------------------------------------ teardown
     def hang_up(self, *, how: Disconnect | None = None) -> None:
@@ -166,6 +179,7 @@ class EmulatorFxo:
             self.emu.hang_up("cpc", cpc_ms=800)
             self.emu.wait_on_hook(10)
         self._call = None
+        self._first_call = len(self.emu.calls)
         self.heard.clips.clear()
         self.log.reset()
 

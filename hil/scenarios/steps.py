@@ -120,6 +120,6 @@ def loud_seconds(x: Samples, threshold: float = 500.0) -> float:
 def say(text: str, workdir: Path) -> Samples:
     """``text`` spoken by espeak-ng (en-us), 8 kHz."""
     out = workdir / "say.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(out), text], check=True,
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "190", "-w", str(out), text], check=True,
                    capture_output=True, timeout=60)
     return read_wav(out)
