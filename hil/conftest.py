@@ -72,7 +72,12 @@ def _marker_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
     return out
 
 
+HIL_DIR = Path(__file__).resolve().parent
+
+
 def _path_of(item: pytest.Item) -> str | None:
+    if HIL_DIR not in Path(item.path).resolve().parents:
+        return None
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("path") if callspec is not None else None
 

@@ -26,6 +26,7 @@ from media.frame import SAMPLE_RATE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
+LISTEN = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)
 ANALOG_RING_TIMEOUT_S = 9.5  # both analog drivers decide a caller gave up after 8 s without a ring
 
 
@@ -70,12 +71,14 @@ def test_back_to_back_calls_after_a_hang_up_in_a_menu(line: LineSimulator, dut: 
     dut.set_script({"NEW_INBOUND_CALL": [menu], "ACTION_SUCCESSFUL:PlayAudioAndGetDigits": [hangup()],
                     "ACTION_FAILED:PlayAudioAndGetDigits": [hangup()]})
     call_in(line, dut, CallerId(number="5551110001"))
+    line.play(LISTEN)  # the caller hears the menu start before pressing a key
     line.send_dtmf("1")
     line.hang_up()
     dut.wait_event("HANGUP", 15)
     assert line.wait_on_hook(10)
     first_call = participant(dut.events("NEW_INBOUND_CALL")[0])["CallId"]
     call_in(line, dut, CallerId(number="5552220002"))
+    line.play(LISTEN)
     line.send_dtmf("5#")
     ok = dut.wait_event("ACTION_SUCCESSFUL", 15, "PlayAudioAndGetDigits")
     assert line.wait_on_hook(10)
