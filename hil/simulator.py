@@ -157,3 +157,10 @@ class DeviceFaults(Protocol):
     def replug(self) -> None: ...
 
     def garbage(self, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class ExtensionPickup(Protocol):
+    """Backends with ``"extension-pickup"``: a telephone on the same line is picked up during the call."""
+
+    def extension_pickup(self) -> None: ...

@@ -1,7 +1,8 @@
 """Path A in CI: the V.253 voice-modem emulator (``drivers/emulators/modem.py``) on a real pty.
 
-The daemon's modem driver talks to the emulated modem exactly as to a USB stick. What the emulator
-models, and so what this backend can honestly offer:
+The daemon's modem driver talks to the emulated modem exactly as to a USB stick: by default a Conexant
+CX93010 (most "USB 2.0 56K" sticks; ``profile`` picks another of ``drivers.emulators.modem.EMU_PROFILES``).
+What the emulator models, and so what this backend can honestly offer:
 
 * ringing on a cadence, caller ID as the modem's formatted text (``NMBR = ...``) after the first RING
   or before it (UK modems), ``P``/``O`` absence reasons, garbled lines among the fields; the modem
@@ -12,6 +13,7 @@ models, and so what this backend can honestly offer:
 * the far end going away as the modem reports it: loop-current drop (``DLE l``), busy / reorder / dial
   tone, silence; a polarity reversal (``DLE L``) is modelled but gatewayd's modem line (like most
   modems, which report no reversal at all) does not take it as a disconnect, so it is not offered;
+* an extension picked up during the call (``DLE P``, Conexant's ``-STE`` extension detection);
 * the USB stick vanishing and re-enumerating, garbage on the serial line.
 """
 
@@ -36,11 +38,11 @@ _SIGNALS: dict[Disconnect, emu.Signal] = {
 class EmulatorModem:
     capabilities = frozenset({"ring", "cid", "cid-fsk", "cid-before-ring", "cid-absent", "cid-garbage",
                               "disconnect-cpc", "disconnect-tones", "disconnect-silence", "dtmf",
-                              "call-waiting", "device-faults"})
+                              "call-waiting", "device-faults", "extension-pickup"})
     tolerance_s = 0.25
     path = "modem"
 
-    def __init__(self, workdir: Path, profile: str = "usr5637") -> None:
+    def __init__(self, workdir: Path, profile: str = "cx93010") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.link = workdir / "ttyMODEM0"
         self.modem = emu.FakeV253Modem(profile, link=self.link, ring_on_s=QUICK_RING[0], ring_off_s=QUICK_RING[1])
@@ -189,6 +191,11 @@ class EmulatorModem:
         text = f"NMBR={caller_id.number or 'O'}"
         with self.modem.lock:
             self.modem.device.garbage(b"\x10X" + text.encode() + b"\x10.")
+
+    def extension_pickup(self) -> None:
+        """An extension goes off-hook: the modem reports ``DLE P`` (Conexant's -STE extension detection)."""
+        self.modem.send_event("P")
+        self.log.add("extension-off-hook")
 
     def ready_for_calls(self, timeout: float) -> bool:
         """The modem was initialised by the DUT (voice mode, caller ID on)."""

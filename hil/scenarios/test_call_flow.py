@@ -20,7 +20,7 @@ from hil.scenarios.steps import (
     record,
     speechlike,
 )
-from hil.simulator import CallerId, CallWaiting, LineSimulator
+from hil.simulator import CallerId, CallWaiting, ExtensionPickup, LineSimulator
 from hil.tolerances import HANDLER_S
 from media.frame import SAMPLE_RATE
 
@@ -143,3 +143,22 @@ def test_recording_stops_after_the_silence_duration(line: LineSimulator, dut: Du
     lag, corr = locate(rec, last)
     assert corr > 0.8
     assert float(np.abs(rec[lag + len(last):].astype(np.int32)).mean() if len(rec) > lag + len(last) else 0) < 200
+
+
+@pytest.mark.requires("extension-pickup")
+def test_extension_picked_up_mid_call_ends_the_call(line: LineSimulator, dut: Dut, tol: float) -> None:
+    """Someone answers on another phone of the same line: gatewayd leaves the line to them (HANGUP), and the
+    message so far is kept."""
+    dut.set_script({"NEW_INBOUND_CALL": [record("flow/extension", max_s=30)]})
+    call_in(line, dut)
+    speech = speechlike(1.0, seed=71)
+    line.play(speech)
+    assert isinstance(line, ExtensionPickup)
+    t0 = time.time()
+    line.extension_pickup()
+    hang = dut.wait_event("HANGUP", 10)
+    assert hang["t"] - t0 <= HANDLER_S + tol
+    assert line.wait_on_hook(10)
+    [wav] = dut.wait_recordings(1, 10)
+    _, corr = locate(dut.read_recording(wav), speech[SAMPLE_RATE // 4: 3 * SAMPLE_RATE // 4])
+    assert corr > 0.8
