@@ -34,7 +34,6 @@ from hil.backends.common import QUICK_RING
 from hil.dut import Dut, DutSettings
 from hil.scenarios.steps import standard_prompts
 from hil.simulator import LineConfig, LineSimulator
-from hil.tolerances import tolerance
 from media.wav import write_wav
 
 
@@ -197,9 +196,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def tol(backend: str, path: str) -> float:
-    """This backend's timing tolerance on this path (seconds)."""
-    return tolerance(backend, path)
+def tol(line: LineSimulator) -> float:
+    """The simulator's timing tolerance (seconds): hil.tolerances for the emulators, the rig file's on the bench."""
+    return float(line.tolerance_s)
 
 
 @pytest.fixture
@@ -207,9 +206,7 @@ def results_dir(request: pytest.FixtureRequest) -> Path | None:
     root = request.config.getoption("results")
     if root is None:
         return None
-    d = Path(root) / re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", request.node.name)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return Path(root) / re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", request.node.name)
 
 
 @pytest.fixture
@@ -230,10 +227,13 @@ def line(request: pytest.FixtureRequest, hil_session: HilSession, path: str,
     try:
         yield sim
     finally:
-        heard = getattr(getattr(sim, "heard", None), "clips", [])
         if results_dir is not None:
-            for i, clip in enumerate(heard):
-                write_wav(results_dir / f"heard-{i + 1}.wav", clip)
+            results_dir.mkdir(parents=True, exist_ok=True)
+            for i, clip in enumerate(getattr(getattr(sim, "heard", None), "clips", [])):
+                write_wav(results_dir / f"heard-{i + 1}.wav", clip)  # each record_far_end() context
+            far_end_audio = getattr(sim, "far_end_audio", None)
+            if far_end_audio is not None:
+                write_wav(results_dir / "heard-all.wav", far_end_audio())  # everything the DUT sent
 
 
 @pytest.fixture
@@ -248,6 +248,7 @@ def dut(request: pytest.FixtureRequest, hil_session: HilSession, line: LineSimul
     finally:
         d.set_script({})
         if results_dir is not None:
+            results_dir.mkdir(parents=True, exist_ok=True)
             for rec in d.recordings():
                 shutil.copy2(rec, results_dir / f"recording-{rec.name}")
             (results_dir / "gatewayd.log").write_text(d.log_text())

@@ -25,6 +25,7 @@ from drivers.emulators.line_audio import DTAS, TONE_PLANS, CadencedTone, ToneSpe
 from hil.backends.common import QUICK_RING, EventLog, HeardAudio, HookWatcher, Unsupported, scaled
 from hil.dut import DutLine, DutSettings
 from hil.simulator import NO_FAULTS, CallerId, CidFaults, CidMode, Disconnect, LineConfig, Recording, SimCall, SimEvent
+from hil.tolerances import TOLERANCE_S
 from media import callerid
 from media.frame import SAMPLE_RATE, Samples, to_int16
 
@@ -46,7 +47,7 @@ class EmulatorFxo:
                               "cid-late", "disconnect-cpc", "disconnect-polarity", "disconnect-tones",
                               "disconnect-silence", "dtmf", "inband-dtmf", "offnominal-dtmf", "call-waiting",
                               "device-faults"})
-    tolerance_s = 0.25
+    tolerance_s = TOLERANCE_S[("emulator", "fxo")]
     path = "fxo"
 
     def __init__(self, workdir: Path) -> None:
@@ -152,6 +153,10 @@ class EmulatorFxo:
 
     def record_far_end(self) -> AbstractContextManager[Recording]:
         return self.heard.recording(self._heard_all)
+
+    def far_end_audio(self) -> Samples:
+        """Everything the DUT transmitted since the last reset (for ``--results``)."""
+        return self._heard_all()
 
     def _heard_all(self) -> Samples:
         """What the DUT transmitted in every off-hook period since the last reset, end to end."""

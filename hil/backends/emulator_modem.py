@@ -28,6 +28,7 @@ from drivers.emulators.line_audio import TONE_PLANS, tone_samples
 from hil.backends.common import QUICK_RING, EventLog, HeardAudio, HookWatcher, Unsupported, scaled
 from hil.dut import DutLine, DutSettings
 from hil.simulator import NO_FAULTS, CallerId, CidFaults, CidMode, Disconnect, LineConfig, Recording, SimCall, SimEvent
+from hil.tolerances import TOLERANCE_S
 from media.frame import SAMPLE_RATE, Samples
 
 _SIGNALS: dict[Disconnect, emu.Signal] = {
@@ -39,7 +40,7 @@ class EmulatorModem:
     capabilities = frozenset({"ring", "cid", "cid-fsk", "cid-before-ring", "cid-absent", "cid-garbage",
                               "disconnect-cpc", "disconnect-tones", "disconnect-silence", "dtmf",
                               "call-waiting", "device-faults", "extension-pickup"})
-    tolerance_s = 0.25
+    tolerance_s = TOLERANCE_S[("emulator", "modem")]
     path = "modem"
 
     def __init__(self, workdir: Path, profile: str = "cx93010") -> None:
@@ -53,6 +54,7 @@ class EmulatorModem:
         self._watcher = HookWatcher(self.log, lambda: self.modem.device.off_hook)
         self._call: SimCall | None = None
         self._rings_before = 0
+        self._tx_at_reset = 0
 
     def close(self) -> None:
         self._watcher.stop()
@@ -148,6 +150,10 @@ class EmulatorModem:
         plan = TONE_PLANS[self.config.country if self.config.country in TONE_PLANS else "us"]
         self.play(tone_samples(plan["dial" if tone == "dial-tone" else tone], seconds))
 
+    def far_end_audio(self) -> Samples:
+        """Everything the modem played to the line since the last reset (+VTX sessions end to end)."""
+        return self.modem.transmitted()[self._tx_at_reset:]
+
     def record_far_end(self) -> AbstractContextManager[Recording]:
         return self.heard.recording(self.modem.transmitted)
 
@@ -171,6 +177,7 @@ class EmulatorModem:
             self.modem.hang_up("cpc")
             self.modem.wait_until(lambda d: not d.off_hook, 10)
         self._call = None
+        self._tx_at_reset = len(self.modem.transmitted())
         self.heard.clips.clear()
         self.log.reset()
 

@@ -23,6 +23,7 @@ from drivers.line import Answered, CallFailed, LineEvent, RemoteHangup, Ringing
 from hil.backends.common import EventLog, HeardAudio, Unsupported, scaled
 from hil.dut import DutLine, DutSettings, free_port
 from hil.simulator import NO_FAULTS, CallerId, CidFaults, Disconnect, LineConfig, Recording, SimCall, SimEvent
+from hil.tolerances import TOLERANCE_S
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
 
 
@@ -69,7 +70,7 @@ class FarEndPort:
 class EmulatorSip:
     capabilities = frozenset({"sip", "cid", "cid-absent", "dtmf", "inband-dtmf", "offnominal-dtmf", "rfc4733",
                               "disconnect-bye"})
-    tolerance_s = 0.3
+    tolerance_s = TOLERANCE_S[("emulator", "sip")]
     path = "sip"
 
     def __init__(self, workdir: Path) -> None:
@@ -185,6 +186,10 @@ class EmulatorSip:
 
     def record_far_end(self) -> AbstractContextManager[Recording]:
         return self.heard.recording(self._heard_all)
+
+    def far_end_audio(self) -> Samples:
+        """Everything the DUT sent since the last reset (for ``--results``)."""
+        return self._heard_all()
 
     def _heard_all(self) -> Samples:
         parts = [p.heard() for p in list(self._ports)]

@@ -34,9 +34,9 @@ def _case(how: Disconnect) -> object:
 
 
 @pytest.mark.parametrize("how", [_case(h) for h in Disconnect])
-def test_far_end_disconnect_ends_the_call_and_trims_the_recording(line: LineSimulator, dut: Dut, backend: str,
-                                                                  path: str, tol: float, how: Disconnect,
-                                                                  request: pytest.FixtureRequest) -> None:
+def test_far_end_disconnect_ends_the_call_and_trims_the_recording(
+        line: LineSimulator, dut: Dut, path: str, tol: float, how: Disconnect,
+        request: pytest.FixtureRequest) -> None:
     if path == "modem" and how is Disconnect.DIAL_TONE:
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
             "modem line: a DLE d (the modem's own dial-tone report, ~1 s after the tone began) cuts the recording "
@@ -48,7 +48,7 @@ def test_far_end_disconnect_ends_the_call_and_trims_the_recording(line: LineSimu
     t_hang = time.time()
     line.hang_up(how=how)
     hangup = dut.wait_event("HANGUP", 30)
-    budget = disconnect_budget_s(backend, path, how, SILENCE_S)
+    budget = disconnect_budget_s(how, tol, SILENCE_S)
     took = hangup["t"] - t_hang
     assert took <= budget, f"{how}: HANGUP {took:.2f} s after the far end left (budget {budget:.2f} s)"
     assert line.wait_on_hook(10)
