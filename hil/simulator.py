@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from media.frame import Samples
 
@@ -62,6 +62,9 @@ class CidFaults:
     freq_offset_pct: float = 0.0
     baud_offset_pct: float = 0.0
     after_ring: int = 1  # caller ID after this ring (2: the UK "sendcalleridafter=2" case)
+
+
+NO_FAULTS = CidFaults()
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,11 @@ class LineSimulator(Protocol):
     def configure(self, config: LineConfig) -> None: ...
 
     def ring(self, caller_id: CallerId | None = None, *, max_rings: int = 10,
-             cid_faults: CidFaults = CidFaults()) -> SimCall: ...
+             cid_faults: CidFaults = NO_FAULTS) -> SimCall: ...
 
     def wait_answered(self, timeout: float) -> bool: ...
+
+    def wait_on_hook(self, timeout: float) -> bool: ...  # the DUT hung up (or never answered)
 
     @property
     def off_hook(self) -> bool: ...
@@ -134,3 +139,28 @@ class LineSimulator(Protocol):
     def abandon(self) -> None: ...
 
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class CallWaiting(Protocol):
+    """Backends with ``"call-waiting"``: a call-waiting alert and caller-ID spill during an answered call."""
+
+    def call_waiting(self, caller_id: CallerId) -> None: ...
+
+
+@runtime_checkable
+class DeviceFaults(Protocol):
+    """Backends with ``"device-faults"`` (emulators): the DUT's device vanishes and comes back, or sends garbage."""
+
+    def unplug(self) -> None: ...
+
+    def replug(self) -> None: ...
+
+    def garbage(self, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class ExtensionPickup(Protocol):
+    """Backends with ``"extension-pickup"``: a telephone on the same line is picked up during the call."""
+
+    def extension_pickup(self) -> None: ...

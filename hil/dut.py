@@ -1,0 +1,328 @@
+"""The device under test: a real ``gatewayd run`` process, configured for one simulator's line.
+
+It runs the scripted handler :mod:`hil.handler` in-process, with a local-directory bucket for prompts
+and one for recordings, Prometheus metrics on a free loopback port, and its log in a file. Readiness
+is the daemon's own ``READY=1`` on a ``NOTIFY_SOCKET`` this module owns (as systemd would).
+
+Scenarios see the daemon only from outside: the handler's transcript (:meth:`Dut.transcript`), the
+recordings (:meth:`Dut.recordings`), its log (:meth:`Dut.log_text`) and metrics (:meth:`Dut.metrics`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from media.frame import Samples
+from media.wav import read_wav, write_wav
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = "hil-prompts"
+RECORDINGS = "hil-recordings"
+APPLICATION = "hil"
+
+
+@dataclass(frozen=True)
+class DutSettings:
+    """Knobs of the DUT's line a scenario may need (each backend's ``dut_line`` maps them)."""
+
+    rings_before_answer: int = 2
+    silence_hangup_s: float = 30.0
+    max_call_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class DutLine:
+    """How the daemon reaches a simulator's line: the ``lines`` entry and extra environment."""
+
+    entry: Mapping[str, Any]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DutError(Exception):
+    pass
+
+
+class Dut:
+    """One gatewayd process. :meth:`start` returns once it said READY=1."""
+
+    def __init__(self, workdir: Path, line: DutLine, prompts: Mapping[str, Samples] | None = None,
+                 media: Mapping[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.line = line
+        self.line_name = str(line.entry["name"])
+        self.config_path = workdir / "gatewayd.yaml"
+        self.script_path = workdir / "script.json"
+        self.transcript_path = workdir / "transcript.jsonl"
+        self.log_path = workdir / "gatewayd.log"
+        self.buckets = workdir / "buckets"
+        self.metrics_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._media = dict(media or {})
+        self._prompts = dict(prompts or {})
+        self._log_offset = 0
+        self._transcript_offset = 0
+        self._notify: socket.socket | None = None
+        self._notify_thread: threading.Thread | None = None
+        self.notifications: list[str] = []  # what the daemon sent to NOTIFY_SOCKET after READY=1
+
+    # ------------------------------------------------------------------ life cycle
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.buckets / PROMPTS).mkdir(parents=True, exist_ok=True)
+        (self.buckets / RECORDINGS).mkdir(parents=True, exist_ok=True)
+        for key, samples in self._prompts.items():
+            write_wav(self.buckets / PROMPTS / key, samples)
+        cfg = {
+            "state_dir": str(self.workdir / "state"),
+            "log_level": "info",
+            "lines": [dict(self.line.entry)],
+            "applications": [{"name": APPLICATION, "handler": "python:hil.handler:handler", "timeout_s": 10.0,
+                              "environment": {"HIL_SCRIPT": str(self.script_path),
+                                              "HIL_TRANSCRIPT": str(self.transcript_path)}}],
+            "rules": [{"name": "every-call", "trigger_type": "Line", "trigger_value": "*",
+                       "target_applications": [{"application": APPLICATION, "priority": 1}]}],
+            "buckets": [{"type": "local", "name": PROMPTS, "root": str(self.buckets)},
+                        {"type": "local", "name": RECORDINGS, "root": str(self.buckets)}],
+            "media": {"upload_wait_s": 5.0, "unknown_buckets": "reject", **self._media},
+            "metrics": {"address": f"127.0.0.1:{self.metrics_port}"},
+        }
+        self.config_path.write_text(json.dumps(cfg, indent=1))  # JSON is YAML
+        self.set_script({})
+
+    def start(self, timeout: float = 30.0) -> Dut:
+        self.write_config()
+        sock_path = self.workdir / "notify.sock"
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(sock_path))
+        env = {**os.environ, **self.line.env, "NOTIFY_SOCKET": str(sock_path),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        env.pop("WATCHDOG_USEC", None)
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT (see dump_threads) prints every thread's stack to the log
+        logf = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config_path)],
+                                         env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir)
+        finally:
+            logf.close()
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise DutError(f"gatewayd did not become ready (exit {self.proc.poll()}):\n{self.log_tail()}")
+                notify.settimeout(min(left, 0.2))
+                try:
+                    msg = notify.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                if "READY=1" in msg.split("\n"):
+                    break
+        except BaseException:
+            notify.close()
+            self.stop()
+            raise
+        self._notify = notify  # kept open and drained: the daemon's sendto blocks once the queue is full
+        self._notify_thread = threading.Thread(target=self._drain_notify, args=(notify,), name="hil-notify",
+                                               daemon=True)
+        self._notify_thread.start()
+        log.info("gatewayd %d ready on line %s", self.proc.pid, self.line_name)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _drain_notify(self, sock: socket.socket) -> None:
+        sock.settimeout(0.5)
+        while self._notify is sock:
+            try:
+                self.notifications.append(sock.recv(4096).decode(errors="replace"))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def dump_threads(self) -> str:
+        """Diagnosis of a daemon that stopped responding: SIGABRT (it dies), and the thread stacks it printed."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        self.proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        return self.log_text()[-12000:]
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._notify is not None:
+            sock, self._notify = self._notify, None
+            if self._notify_thread is not None:
+                self._notify_thread.join(2)
+            sock.close()
+        return self.proc.returncode
+
+    # ------------------------------------------------------------------ the handler
+    def set_script(self, script: Mapping[str, Any]) -> None:
+        """What the handler answers from now on (see :mod:`hil.handler`)."""
+        tmp = self.script_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(script))
+        tmp.replace(self.script_path)
+
+    def mark(self) -> None:
+        """Start of a scenario: :meth:`transcript`, :meth:`log_text` and :meth:`recordings` count from here."""
+        self._transcript_offset = self.transcript_path.stat().st_size if self.transcript_path.exists() else 0
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._recordings_before = set(self._all_recordings())
+
+    def transcript(self) -> list[dict[str, Any]]:
+        """Every invocation since :meth:`mark`: ``{"t", "event", "response"}``."""
+        if not self.transcript_path.exists():
+            return []
+        with open(self.transcript_path, "rb") as f:
+            f.seek(self._transcript_offset)
+            data = f.read()
+        return [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+
+    def events(self, kind: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for entry in self.transcript():
+            ev = entry["event"]
+            if kind is not None and ev.get("InvocationEventType") != kind:
+                continue
+            if action is not None and (ev.get("ActionData") or {}).get("Type") != action:
+                continue
+            out.append(entry)
+        return out
+
+    def wait_event(self, kind: str, timeout: float, action: str | None = None, count: int = 1) -> dict[str, Any]:
+        """The ``count``-th invocation of ``kind`` (and action type) since :meth:`mark`."""
+        found = self.wait_until(lambda: len(self.events(kind, action)) >= count, timeout)
+        if not found:
+            kinds = [(e["event"].get("InvocationEventType"), (e["event"].get("ActionData") or {}).get("Type"))
+                     for e in self.transcript()]
+            raise AssertionError(f"no {kind} {action or ''} x{count} within {timeout} s; transcript: {kinds}\n"
+                                 f"log:\n{self.log_text()[-3000:]}")
+        return self.events(kind, action)[count - 1]
+
+    def wait_until(self, pred: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+        end = time.monotonic() + timeout
+        while True:
+            if pred():
+                return True
+            if time.monotonic() >= end:
+                return False
+            if not self.alive:
+                raise AssertionError(f"gatewayd exited ({self.proc.poll() if self.proc else None}):\n"
+                                     f"{self.log_tail()}")
+            time.sleep(step)
+
+    # ------------------------------------------------------------------ recordings, logs, metrics
+    def _all_recordings(self) -> list[Path]:
+        return sorted((self.buckets / RECORDINGS).rglob("*.wav"))
+
+    def recordings(self) -> list[Path]:
+        """WAV files that appeared in the recordings bucket since :meth:`mark`."""
+        before: set[Path] = getattr(self, "_recordings_before", set())
+        return [p for p in self._all_recordings() if p not in before]
+
+    def wait_recordings(self, n: int, timeout: float) -> list[Path]:
+        if not self.wait_until(lambda: len(self.recordings()) >= n, timeout):
+            raise AssertionError(f"{len(self.recordings())} recordings, expected {n}; log:\n{self.log_text()[-3000:]}")
+        return self.recordings()
+
+    @staticmethod
+    def read_recording(path: Path) -> Samples:
+        return read_wav(path)
+
+    def log_text(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
+    def log_tail(self, n: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def status(self) -> dict[str, Any]:
+        """``gatewayd status``: the daemon's status socket (lines and their state, live calls, counters)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.workdir / "state" / "gatewayd.sock"))
+            s.sendall(b"status\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        out: dict[str, Any] = json.loads(data)
+        return out
+
+    def line_state(self) -> str:
+        for ln in self.status()["lines"]:
+            if ln["name"] == self.line_name:
+                return str(ln["state"])
+        return "missing"
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus exposition as ``{"name{labels}": value}``."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    out[name] = float(value)
+        return out
+
+    def metric(self, prefix: str, **labels: str) -> float:
+        """Sum of the samples named ``prefix`` whose labels include ``labels``."""
+        total = 0.0
+        for name, value in self.metrics().items():
+            base, _, rest = name.partition("{")
+            if base != prefix:
+                continue
+            if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+                total += value
+        return total
+
+
+def silence(seconds: float) -> Samples:
+    return np.zeros(round(seconds * 8000), dtype=np.int16)
