@@ -562,10 +562,11 @@ class SipLine:
                 leg.media = LegMedia(leg.port)
                 leg.mport = LegPort(leg.media, f"leg-{next(self._ids)}")
                 leg.rtp_seen_at = time.monotonic()
-            if not leg.connected:
-                aud.startTransmit(leg.mport)
-                leg.mport.startTransmit(aud)
-                leg.connected = True
+            # every time: a re-INVITE may have given the call a new stream (the old one left the bridge with
+            # its connections, the new one may even have its slot number); connecting twice is a no-op
+            aud.startTransmit(leg.mport)
+            leg.mport.startTransmit(aud)
+            leg.connected = True
             try:
                 si = call.getStreamInfo(mi.index)
                 leg.rfc4733 = int(si.audTxEventPt) >= 0
