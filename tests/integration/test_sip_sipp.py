@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.integration.sip_peers import (
     SIPP_PCAP_DIR,
     Answerer,
     Events,
+    RecPort,
     SippResult,
     finish_sipp,
     match,
@@ -459,22 +461,35 @@ def sipp_counter(r: SippResult, name: str) -> int:
     raise AssertionError(f"no {name!r} in SIPp's statistics:\n{r.stdout[-2000:]}")
 
 
-def test_back_to_back_calls_reuse_call_slots_cleanly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("answer_after", [0.0, 0.3])
+def test_back_to_back_calls_reuse_call_slots_cleanly(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                     answer_after: float) -> None:
     """Short calls placed as fast as the endpoint's call slots free up: every new INVITE lands in the slot the
     previous call just left (pjsua hands out slots round-robin and all others are busy). Each one is answered
-    200, recorded, and ended by the caller's BYE; no call is refused or hung up by a stale Call object."""
+    200 (at once, or 0.3 s after the INVITE as the daemon's engine may), recorded, and ended by the caller's
+    BYE; no call is refused (603) or hung up (BYE) by the Call object of the slot's previous call."""
     cwd = sipp_dir(tmp_path)
     scen = write_scenario(cwd, "short", SHORT_CALL)
     n, keep = 48, 8
     caplog.set_level(logging.INFO, logger="drivers.sip")
     with started_line() as (line, events):
         line.finished_keep = keep
-        answerer = Answerer(line, events)
+        answerer = Answerer(line, events, answer=not answer_after)
+        timers: list[threading.Timer] = []
+        if answer_after:
+            def answer_later(ev: LineEvent) -> None:
+                if isinstance(ev, IncomingCall):
+                    port = answerer.ports[ev.leg_id] = RecPort()
+                    timers.append(threading.Timer(answer_after, line.answer, (ev.leg_id, port)))
+                    timers[-1].start()
+            events.on_event = answer_later
         limit = min(line.max_calls, 4)  # all slots busy: a freed slot is taken again at once
         r = run_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sf", str(scen), calls=n, limit=limit, rate=100,
                      timeout=60)
         with contextlib.suppress(AssertionError):  # counted below
             events.wait(RemoteHangup, count=n, timeout=5)
+        for t in timers:
+            t.join()
         seen = settle(events)
         live = line.active_legs
         stats = {e.leg_id: line.leg_stats(e.leg_id) for e in events.of(IncomingCall)}
