@@ -114,7 +114,9 @@ class RemoteHangup(LineEvent):
     """The far end went away (BYE, CANCEL while ringing, loop-current drop, busy tone, RTP timeout...)."""
 
     sip_code: int = 0  # 0 normal clearing
-    reason: str = ""  # "bye", "cancel", "abandoned", "cpc", "busy-tone", "dial-tone", "rtp-timeout", "device-lost"
+    # "bye", "cancel", "abandoned", "cpc", "busy-tone", "dial-tone", "rtp-timeout", "device-lost",
+    # "lost" (SIP: the pjsua call slot was taken from the leg)
+    reason: str = ""
     # Leg time (pts) where the disconnect signal began (busy/reorder/dial tone, silence timeout): audio from
     # here on is the line, not the caller, and a recording in progress is cut there. None: cut at the end.
     tail_start_pts: int | None = None

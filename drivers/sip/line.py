@@ -32,8 +32,9 @@ import itertools
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pjsua2 as pj
@@ -72,6 +73,7 @@ log = logging.getLogger(__name__)
 
 _TRANSPORT_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
 _REAP_DELAY_S = 0.2  # keep a disconnected leg's port alive for a few clock ticks before freeing it
+FINISHED_KEEP = 256  # finished legs whose counters SipLine.leg_stats still returns
 _SAMPLES_PER_MS = SAMPLE_RATE // 1000
 
 
@@ -110,6 +112,8 @@ class _Leg:
         self.rtp_lost = 0
         self.rtp_discarded = 0
         self.jb = (0, 0, 0)  # jitter buffer discard, lost, empty
+        self.audio_idx = -1  # index of the call's audio stream (its stats), -1 before media is up
+        self.stat_errors = 0  # stream stats that could not be read (logged once per leg)
         self.rtp_seen_at = 0.0
         self.rfc4733 = False
         self.last_dtmf: tuple[str, int] | None = None  # (digit, timestamp) of the last RFC 4733 event
@@ -118,10 +122,27 @@ class _Leg:
 
 
 class _Call(pj.Call):  # type: ignore[misc]
+    """A leg's pjsua2 Call.
+
+    pjsua2's C++ ``Call`` keeps the pjsua call slot (call id) it was given for its whole life, and its
+    destructor unregisters that slot and hangs up whatever call is active in it. pjsua hands a freed slot to
+    the next call at once (round-robin over ``PJSUA_MAX_CALLS``, 4 with the PyPI wheel), so a Call must be
+    deleted while its own call is still in the slot: in the DISCONNECTED callback (see
+    :meth:`SipLine._retire`), never later.
+    """
+
     def __init__(self, line: SipLine, leg: _Leg, acc: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(acc, call_id)
         self.line = line
         self.leg: _Leg | None = leg
+
+    def owns_slot(self) -> bool:
+        """This object is still the one pjsua reports events of its call slot to."""
+        cid = self.getId()
+        if cid == pj.PJSUA_INVALID_ID:
+            return False
+        other = pj.Call.lookup(cid)
+        return other is not None and int(other.this) == int(self.this)
 
     def onCallState(self, prm: Any) -> None:
         if self.leg is not None:
@@ -161,7 +182,7 @@ class SipLine:
 
     kind = "sip"
 
-    def __init__(self, config: SipTrunkConfig) -> None:
+    def __init__(self, config: SipTrunkConfig, finished_keep: int = FINISHED_KEEP) -> None:
         self.config = config
         self.name = config.name
         self._sink: EventSink | None = None
@@ -174,7 +195,13 @@ class SipLine:
         self._started = False
         self._ids = itertools.count(1)
         self.rejected_acl = 0  # INVITEs refused with 403 (source not allowed)
-        self.finished_stats: dict[str, LegStats] = {}
+        #: counters of the last ``finished_keep`` legs that ended (oldest dropped first); every ended leg is
+        #: summed into ``finished_totals`` and counted in ``finished_legs``
+        self.finished_keep = max(1, finished_keep)
+        self.finished_stats: OrderedDict[str, LegStats] = OrderedDict()
+        self.finished_totals = LegStats(0, 0, 0, 0, 0, 0, 0)
+        self.finished_legs = 0
+        self.lost_slots = 0  # legs whose pjsua call slot was taken from them (should stay 0)
 
     # ================================================================== Line API (any thread)
     def start(self, sink: EventSink) -> None:
@@ -251,9 +278,10 @@ class SipLine:
         raise LineError(f"sip line {self.name!r}: cannot dial {to!r} without a registrar; give a SIP URI")
 
     def leg_stats(self, leg_id: str) -> LegStats | None:
-        """Counters of a leg (live or finished)."""
-        if leg_id in self.finished_stats:
-            return self.finished_stats[leg_id]
+        """Counters of a leg: live, or one of the last ``finished_keep`` that ended (else None)."""
+        done = self.finished_stats.get(leg_id)
+        if done is not None:
+            return done
         leg = self._legs.get(leg_id)
         if leg is None or leg.media is None:
             return None
@@ -407,14 +435,15 @@ class SipLine:
 
     def _answer(self, leg_id: str, port: FramePort) -> None:
         leg = self._legs.get(leg_id)
-        if leg is None or leg.ended or leg.call is None:
+        call = self._call_of(leg)
+        if leg is None or call is None:
             log.info("%s: answer for unknown or ended leg %s", self.name, leg_id)
             return
         leg.port = port
         op = pj.CallOpParam()
         op.statusCode = 200
         try:
-            leg.call.answer(op)
+            call.answer(op)
         except pj.Error as e:
             leg.reported = True
             self._emit(CallFailed(self.name, leg_id, sip_code=500, reason=f"answer failed: {e.info()}"))
@@ -422,14 +451,15 @@ class SipLine:
 
     def _hangup(self, leg_id: str, sip_code: int) -> None:
         leg = self._legs.get(leg_id)
-        if leg is None or leg.ended or leg.call is None:
+        call = self._call_of(leg)
+        if leg is None or call is None:
             return
         leg.local_hangup = True
         op = pj.CallOpParam()
         if leg.inbound and not leg.confirmed:
             op.statusCode = sip_code if sip_code >= 300 else 480
         try:
-            leg.call.hangup(op)
+            call.hangup(op)
         except pj.Error as e:
             log.info("%s: hangup of %s: %s", self.name, leg_id, e.info())
 
@@ -471,14 +501,15 @@ class SipLine:
 
     def _send_digits(self, leg_id: str, digits: str, tone_ms: int) -> None:
         leg = self._legs.get(leg_id)
-        if leg is None or leg.ended or leg.call is None:
+        call = self._call_of(leg)
+        if leg is None or call is None:
             return
         prm = pj.CallSendDtmfParam()
         prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
         prm.digits = digits
         prm.duration = tone_ms
         try:
-            leg.call.sendDtmf(prm)
+            call.sendDtmf(prm)
         except pj.Error as e:
             log.warning("%s: sending digits on %s failed: %s", self.name, leg_id, e.info())
 
@@ -526,14 +557,16 @@ class SipLine:
             if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             aud = call.getAudioMedia(mi.index)
+            leg.audio_idx = int(mi.index)
             if leg.mport is None:
                 leg.media = LegMedia(leg.port)
                 leg.mport = LegPort(leg.media, f"leg-{next(self._ids)}")
                 leg.rtp_seen_at = time.monotonic()
-            if not leg.connected:
-                aud.startTransmit(leg.mport)
-                leg.mport.startTransmit(aud)
-                leg.connected = True
+            # every time: a re-INVITE may have given the call a new stream (the old one left the bridge with
+            # its connections, the new one may even have its slot number); connecting twice is a no-op
+            aud.startTransmit(leg.mport)
+            leg.mport.startTransmit(aud)
+            leg.connected = True
             try:
                 si = call.getStreamInfo(mi.index)
                 leg.rfc4733 = int(si.audTxEventPt) >= 0
@@ -596,7 +629,7 @@ class SipLine:
         for leg in list(self._legs.values()):
             if leg.ended:
                 continue
-            call = leg.call
+            call = self._call_of(leg)
             if call is None:
                 continue
             if leg.deadline is not None and not leg.confirmed and now >= leg.deadline:
@@ -608,19 +641,11 @@ class SipLine:
                     call.hangup(pj.CallOpParam())
                 continue
             if leg.connected and leg.mport is not None:
-                try:
-                    st = call.getStreamStat(0)
-                    rx = st.rtcp.rxStat
-                    pkts = int(rx.pkt)
-                    leg.rtp_lost = int(rx.loss)
-                    leg.rtp_discarded = int(rx.discard)
-                    leg.jb = (int(st.jbuf.discard), int(st.jbuf.lost), int(st.jbuf.empty))
-                except pj.Error:
-                    continue
-                if pkts != leg.rtp_pkts:
+                pkts = self._poll_stream(leg, call)  # None: no stream now (hold, re-INVITE, BYE sent)
+                if pkts is not None and pkts != leg.rtp_pkts:
                     leg.rtp_pkts = pkts
                     leg.rtp_seen_at = now
-                elif timeout > 0 and now - leg.rtp_seen_at >= timeout:
+                elif timeout > 0 and now - leg.rtp_seen_at >= timeout and not leg.local_hangup:
                     log.info("%s: no RTP on %s for %.1f s: hanging up", self.name, leg.leg_id, timeout)
                     leg.reported = True
                     leg.local_hangup = True
@@ -635,9 +660,55 @@ class SipLine:
             self._graveyard.remove(leg)
             self._free(leg)
 
+    def _poll_stream(self, leg: _Leg, call: _Call) -> int | None:
+        """Read the RTP and jitter-buffer counters of the leg's audio stream into ``leg``; the RTP packets
+        received so far, or None when the call has no audio stream now (pjsua2 would log an error)."""
+        if leg.audio_idx < 0 or not call.hasMedia():
+            return None
+        try:
+            st = call.getStreamStat(leg.audio_idx)
+        except pj.Error as e:
+            leg.stat_errors += 1
+            if leg.stat_errors == 1:
+                log.debug("%s: no stream stats for %s: %s", self.name, leg.leg_id, e.info())
+            return None
+        rx = st.rtcp.rxStat
+        leg.rtp_lost = int(rx.loss)
+        leg.rtp_discarded = int(rx.discard)
+        leg.jb = (int(st.jbuf.discard), int(st.jbuf.lost), int(st.jbuf.empty))
+        return int(rx.pkt)
+
+    def _call_of(self, leg: _Leg | None) -> _Call | None:
+        """The leg's Call, if the leg is live and the Call still owns its pjsua call slot.
+
+        A live leg whose Call lost the slot (it cannot happen while Calls are deleted on DISCONNECTED; this
+        guards against acting on someone else's call) is reported as ended and retired."""
+        if leg is None or leg.ended or leg.call is None:
+            return None
+        call = leg.call
+        if call.owns_slot():
+            return call
+        self.lost_slots += 1
+        log.error("%s: leg %s lost its pjsua call slot %d: ended", self.name, leg.leg_id, call.getId())
+        leg.ended = True
+        if not leg.reported:
+            leg.reported = True
+            if leg.confirmed or leg.inbound:
+                self._emit(RemoteHangup(self.name, leg.leg_id, sip_code=0, reason="lost"))
+            else:
+                self._emit(CallFailed(self.name, leg.leg_id, sip_code=500, reason="call slot lost"))
+        # the Call's destructor would unregister and hang up the slot's new owner: never delete it
+        call.thisown = False
+        call.leg = None
+        leg.call = None
+        self._retire(leg)
+        return None
+
     def _retire(self, leg: _Leg) -> None:
-        """A leg ended: disconnect its media now, free its objects a few clock ticks later."""
+        """A leg ended: drop its Call now (see :class:`_Call`), disconnect its media now, free its port a few
+        clock ticks later (pjmedia's clock thread may be in its callbacks)."""
         self._release_leg(leg)
+        self._drop_call(leg)
         self._legs.pop(leg.leg_id, None)
         leg.reap_at = time.monotonic() + _REAP_DELAY_S
         self._graveyard.append(leg)
@@ -645,17 +716,32 @@ class SipLine:
     def _release_leg(self, leg: _Leg) -> None:
         if leg.stats_final is None and leg.media is not None:
             m = leg.media
+            m.close()  # pjmedia's clock ticks the port until it is freed: nothing more reaches the FramePort
             # the stream is gone once the call is disconnected: these are the last figures the tick read
             leg.stats_final = LegStats(m.frames_rx, m.frames_tx, m.bad_frames, m.errors, leg.rtp_pkts,
                                        leg.rtp_lost, leg.rtp_discarded, *leg.jb)
-            self.finished_stats[leg.leg_id] = leg.stats_final
+            self._finished(leg.leg_id, leg.stats_final)
         leg.connected = False  # pjsua removed the call's stream from the bridge: nothing to stop
 
-    def _free(self, leg: _Leg) -> None:
-        leg.mport = None
+    def _finished(self, leg_id: str, st: LegStats) -> None:
+        """Keep the counters of the last ``finished_keep`` legs; add every leg's to the totals."""
+        self.finished_stats[leg_id] = st
+        while len(self.finished_stats) > self.finished_keep:
+            self.finished_stats.popitem(last=False)
+        t = self.finished_totals
+        self.finished_totals = LegStats(*(getattr(t, f.name) + getattr(st, f.name) for f in fields(LegStats)))
+        self.finished_legs += 1
+
+    @staticmethod
+    def _drop_call(leg: _Leg) -> None:
+        """Break the Call <-> leg cycle; the Call (its C++ object) is deleted as the last reference goes."""
         if leg.call is not None:
             leg.call.leg = None
             leg.call = None
+
+    def _free(self, leg: _Leg) -> None:
+        leg.mport = None
+        self._drop_call(leg)
 
 
 def _respond_200(rdata: Any, tsx: Any) -> bool:

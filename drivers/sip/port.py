@@ -48,8 +48,14 @@ class LegMedia:
         self.bad_frames = 0  # received frames that were not 160 samples of audio (replaced by silence)
         self.errors = 0  # exceptions raised by the FramePort
         self.last_error: BaseException | None = None
+        self.closed = False  # the call ended: the clock may still tick the port, the FramePort hears no more
+
+    def close(self) -> None:
+        self.closed = True
 
     def received(self, samples: Samples) -> None:
+        if self.closed:
+            return
         pts = self.pts
         self.pts = pts + FRAME_SAMPLES
         self.frames_rx += 1
@@ -83,6 +89,8 @@ class LegPort(pj.AudioMediaPort):  # type: ignore[misc]
 
     def onFrameReceived(self, frame: Any) -> None:
         media = self.media
+        if media.closed:
+            return
         try:
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
                 buf = frame.buf

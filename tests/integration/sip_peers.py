@@ -181,21 +181,24 @@ def sipp_dir(tmp_path: Path) -> Path:
 
 
 def run_sipp(cwd: Path, target: str, *args: str, calls: int = 1, timeout: float = 60.0, transport: str = "u1",
-             local_port: int = 0) -> SippResult:
+             local_port: int = 0, limit: int = 0, rate: int = 0) -> SippResult:
     proc, err = start_sipp(cwd, target, *args, calls=calls, timeout=timeout, transport=transport,
-                           local_port=local_port)
+                           local_port=local_port, limit=limit, rate=rate)
     return finish_sipp(proc, err, timeout)
 
 
 def start_sipp(cwd: Path, target: str, *args: str, calls: int = 1, timeout: float = 60.0, transport: str = "u1",
-               local_port: int = 0) -> tuple[subprocess.Popen[str], Path]:
-    """Start SIPp (as UAC towards ``target``, or as UAS when ``target`` is "") without waiting for it."""
+               local_port: int = 0, limit: int = 0, rate: int = 0) -> tuple[subprocess.Popen[str], Path]:
+    """Start SIPp (as UAC towards ``target``, or as UAS when ``target`` is "") without waiting for it.
+
+    ``calls`` calls in all, at most ``limit`` at once (default: all of them), ``rate`` new calls per second
+    (default: ``calls``)."""
     need("sipp")
     local = local_port or free_port(socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM)
     err = cwd / f"sipp-{local}-errors.log"
     cmd = ["sipp", *([target] if target else []), "-i", "127.0.0.1", "-p", str(local),
            "-mp", str(free_port_block(8)), "-t", transport,
-           "-m", str(calls), "-l", str(calls), "-r", str(max(calls, 1)), "-nostdin",
+           "-m", str(calls), "-l", str(limit or calls), "-r", str(rate or max(calls, 1)), "-nostdin",
            "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err", "-error_file", str(err), *args]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)

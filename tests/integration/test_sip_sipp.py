@@ -3,9 +3,14 @@ rejections, malformed SIP and garbage datagrams, TCP, two trunks on one endpoint
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,16 +20,22 @@ from tests.integration.sip_peers import (
     SIPP_PCAP_DIR,
     Answerer,
     Events,
+    RecPort,
     SippResult,
+    finish_sipp,
     match,
     pcap_rtp_audio,
     run_sipp,
     sipp_dir,
+    start_sipp,
     started_line,
     write_scenario,
 )
 
-pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack under test (pip install gatewayd[sip])")
+if TYPE_CHECKING:
+    from drivers.sip.line import SipLine
+
+pj = pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack under test (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration]
 
 INVITE_SDP = """
@@ -425,3 +436,210 @@ def test_stop_with_calls_up_sends_bye_and_the_stack_restarts(tmp_path: Path) -> 
         inc = events2.wait(IncomingCall)
         events2.wait(RemoteHangup, inc.leg_id)
     assert not events.of(RemoteHangup)  # our own hang-up is not reported as the far end's
+
+
+# ------------------------------------------------------------------ call slots reused back to back
+SHORT_CALL = INVITE_SDP + """
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+""" + ACK + """
+  <pause milliseconds="150"/>
+""" + BYE.replace("[cseq]", "2")
+
+
+def log_lines(caplog: pytest.LogCaptureFixture, level: int = logging.DEBUG) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= level and r.name.startswith("drivers.sip")]
+
+
+def sipp_counter(r: SippResult, name: str) -> int:
+    """A counter of SIPp's final statistics screen ("Successful call", "Failed call"), cumulative column."""
+    for row in reversed(r.stdout.splitlines()):
+        cells = row.split("|")
+        if len(cells) == 3 and cells[0].strip() == name:
+            return int(cells[2].split()[0])
+    raise AssertionError(f"no {name!r} in SIPp's statistics:\n{r.stdout[-2000:]}")
+
+
+@pytest.mark.parametrize("answer_after", [0.0, 0.3])
+def test_back_to_back_calls_reuse_call_slots_cleanly(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                     answer_after: float) -> None:
+    """Short calls placed as fast as the endpoint's call slots free up: every new INVITE lands in the slot the
+    previous call just left (pjsua hands out slots round-robin and all others are busy). Each one is answered
+    200 (at once, or 0.3 s after the INVITE as the daemon's engine may), recorded, and ended by the caller's
+    BYE; no call is refused (603) or hung up (BYE) by the Call object of the slot's previous call."""
+    cwd = sipp_dir(tmp_path)
+    scen = write_scenario(cwd, "short", SHORT_CALL)
+    n, keep = 48, 8
+    caplog.set_level(logging.INFO, logger="drivers.sip")
+    with started_line() as (line, events):
+        line.finished_keep = keep
+        answerer = Answerer(line, events, answer=not answer_after)
+        timers: list[threading.Timer] = []
+        if answer_after:
+            def answer_later(ev: LineEvent) -> None:
+                if isinstance(ev, IncomingCall):
+                    port = answerer.ports[ev.leg_id] = RecPort()
+                    timers.append(threading.Timer(answer_after, line.answer, (ev.leg_id, port)))
+                    timers[-1].start()
+            events.on_event = answer_later
+        limit = min(line.max_calls, 4)  # all slots busy: a freed slot is taken again at once
+        r = run_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sf", str(scen), calls=n, limit=limit, rate=100,
+                     timeout=60)
+        with contextlib.suppress(AssertionError):  # counted below
+            events.wait(RemoteHangup, count=n, timeout=5)
+        for t in timers:
+            t.join()
+        seen = settle(events)
+        live = line.active_legs
+        stats = {e.leg_id: line.leg_stats(e.leg_id) for e in events.of(IncomingCall)}
+        kept = dict(line.finished_stats)
+        totals, finished, lost = line.finished_totals, line.finished_legs, line.lost_slots
+    incoming = [e for e in seen if isinstance(e, IncomingCall)]
+    ends = {inc.leg_id: [(type(e).__name__, getattr(e, "reason", "")) for e in seen
+                         if e.leg_id == inc.leg_id and e is not inc] for inc in incoming}
+    clean = [leg for leg, got in ends.items() if got == [("RemoteHangup", "bye")]]
+    recorded = [leg for leg in clean if answerer.ports[leg].frames]
+    stat_errors = [m for m in log_lines(caplog) if "get_stream_stat" in m]
+    # errors (pjsua2's failed calls: answer, hangup) and the driver's own warnings; pjsua's warnings about
+    # ports it could not bind (then tried the next) are not the driver's business
+    problems = [r.getMessage() for r in caplog.records if r.name.startswith("drivers.sip")
+                and "get_stream_stat" not in r.getMessage()
+                and (r.levelno >= logging.ERROR or (r.levelno >= logging.WARNING and r.name == "drivers.sip.line"))]
+    figures = {"sipp_ok": sipp_counter(r, "Successful call"), "sipp_failed": sipp_counter(r, "Failed call"),
+               "incoming": len(incoming), "ended_by_bye": len(clean),
+               "recorded": len(recorded), "left_live": live, "lost_slots": lost, "stream_stat_errors": len(stat_errors),
+               "other_warnings": len(problems)}
+    assert figures == {"sipp_ok": n, "sipp_failed": 0, "incoming": n, "ended_by_bye": n, "recorded": n, "left_live": 0,
+                       "lost_slots": 0, "stream_stat_errors": 0, "other_warnings": 0}, \
+        (figures, [g for g in ends.values() if g != [("RemoteHangup", "bye")]][:5], problems[:5], r.errors[-1500:])
+    ok(r)
+    # finished legs: the counters of the last `keep` only, every leg in the totals
+    ended_last = [e.leg_id for e in seen if isinstance(e, RemoteHangup)][-keep:]
+    assert finished == n and list(kept) == ended_last
+    assert [leg for leg, st in stats.items() if st is None] == [leg for leg in stats if leg not in kept]
+    rx = {leg: len(port.frames) for leg, port in answerer.ports.items()}
+    assert all(kept[leg].frames_rx == rx[leg] for leg in kept), [(kept[leg].frames_rx, rx[leg]) for leg in kept]
+    assert totals.frames_rx == sum(rx.values()) and totals.port_errors == 0
+
+
+# ------------------------------------------------------------------ stream stats over a call's life
+SLOW_BYE_ANSWER = INVITE_SDP + """
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+""" + ACK + """
+  <recv request="BYE" timeout="20000"/>
+  <pause milliseconds="1500"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+# a re-INVITE that moves the call's audio to a second m-line (the first one refused, port 0)
+REINVITE_AUDIO_MOVED = (INVITE_SDP.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+                        .replace("m=audio [media_port] RTP/AVP 0 101",
+                                 "m=audio 0 RTP/AVP 0 101\n      m=audio [media_port+2] RTP/AVP 0 101")
+                        .replace("To: <sip:[service]@[remote_ip]:[remote_port]>",
+                                 "To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]"))
+AUDIO_MOVED = INVITE_SDP + """
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+""" + ACK + """
+  <pause milliseconds="500"/>
+""" + REINVITE_AUDIO_MOVED + """
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+""" + ACK.replace("CSeq: 1 ACK", "CSeq: 2 ACK") + """
+  <pause milliseconds="3000"/>
+""" + BYE.replace("[cseq]", "3")
+
+
+AudioPath = tuple[list[tuple[int, int]], list[int]]
+
+
+def audio_path(line: SipLine, leg_id: str) -> AudioPath | None:
+    """((m-line index, conference slot) of the call's active audio streams, slots the leg's port transmits
+    to), read on the pjsua2 thread; None once the leg is gone."""
+    def read() -> AudioPath | None:
+        leg = line._legs.get(leg_id)
+        if leg is None or leg.call is None:
+            return None
+        if leg.mport is None:  # not answered yet
+            return [], []
+        ci = leg.call.getInfo()  # kept: its media vector lives in it
+        active = [(m.index, m.audioConfSlot) for m in ci.media if m.status == pj.PJSUA_CALL_MEDIA_ACTIVE]
+        info = leg.mport.getPortInfo()
+        return active, list(info.listeners)
+    assert line._ep is not None
+    return line._ep.call(read)
+
+
+def poll_audio_path(line: SipLine, leg_id: str, until: Callable[[AudioPath], bool], timeout: float = 2.5) -> AudioPath:
+    """:func:`audio_path` once ``until`` holds (bridge connections are applied by pjmedia's clock a tick
+    later), or the last one read after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        path = audio_path(line, leg_id)
+        assert path is not None, "the leg ended"
+        if until(path) or time.monotonic() > deadline:
+            return path
+        time.sleep(0.05)
+
+
+def sending_to_all(path: AudioPath) -> bool:
+    return {slot for _, slot in path[0]} <= set(path[1])
+
+
+def test_stream_stats_polled_only_while_the_call_has_a_stream(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The housekeeping tick reads each answered leg's RTP counters (every 0.2 s). Over three calls' lives
+    (audio then the caller's BYE; our BYE answered 1.5 s late; audio moved to another m-line by a re-INVITE,
+    the first stream gone) it never asks pjsua2 for the stats of a stream that is not there: no
+    ``pjsua_call_get_stream_stat`` error lines. The leg's port follows the audio to its new stream."""
+    cwd = sipp_dir(tmp_path)
+    scen = write_scenario(cwd, "slowbye", SLOW_BYE_ANSWER)
+    moved = write_scenario(cwd, "moved", AUDIO_MOVED)
+    caplog.set_level(logging.DEBUG, logger="drivers.sip")
+    with started_line() as (line, events):
+        answerer = Answerer(line, events)
+        proc, err = start_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sn", "uac_pcap", timeout=30)
+        inc = events.wait(IncomingCall)
+        slow, err2 = start_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sf", str(scen), timeout=30)
+        inc2 = events.wait(IncomingCall, count=2)
+        time.sleep(1.5)  # both calls run: their counters are read
+        mid = line.leg_stats(inc.leg_id)
+        line.hangup(inc2.leg_id)  # our BYE, answered 1.5 s later
+        r2 = finish_sipp(slow, err2, 30)
+        third, err3 = start_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sf", str(moved), timeout=30)
+        inc3 = events.wait(IncomingCall, count=3)
+        before = poll_audio_path(line, inc3.leg_id, lambda p: sending_to_all(p) and bool(p[0]))
+        after = poll_audio_path(line, inc3.leg_id, lambda p: sending_to_all(p) and [i for i, _ in p[0]] == [1])
+        r3 = finish_sipp(third, err3, 30)
+        events.wait(RemoteHangup, inc3.leg_id)
+        r1 = finish_sipp(proc, err, 30)
+        events.wait(RemoteHangup, inc.leg_id)
+        settle(events)
+        live = line.active_legs
+        final = line.leg_stats(inc.leg_id)
+    ok(r1)
+    ok(r2)
+    ok(r3)
+    assert answerer.ports[inc2.leg_id].frames and answerer.ports[inc3.leg_id].frames  # answered
+    # the third call's audio: one stream (m-line 0), the port sends to it; after the re-INVITE the stream of
+    # m-line 1, the port sends to that one
+    assert [i for i, _ in before[0]] == [0] and sending_to_all(before), before
+    assert [i for i, _ in after[0]] == [1] and sending_to_all(after), (before, after)
+    assert live == 0
+    assert mid is not None and mid.rtp_packets > 0  # the stats were read while the call was up
+    assert final is not None and final.rtp_packets >= mid.rtp_packets
+    assert [m for m in log_lines(caplog) if "stream_stat" in m] == []
