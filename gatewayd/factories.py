@@ -123,6 +123,8 @@ def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
         events = tuple(e for e in events if e[0] not in ("s", "q"))
     if not supervise:
         events = tuple(e for e in events if e[0] not in ("b", "d"))
+    if lc.hangup_on_polarity and supervise:
+        events = (*events, ("L", "polarity"))
     mc = ModemConfig(device=lc.device, name=lc.name, number=lc.number, baudrate=lc.baudrate, rtscts=lc.rtscts,
                      profile=None if lc.profile == "auto" else lc.profile, country=lc.gci,
                      extra_init=lc.extra_init, offer_after_rings=lc.rings_before_answer,

@@ -563,6 +563,10 @@ class ModemEngine:
         if reason is None:
             log.debug("DLE %r ignored", code)
             return
+        if reason == "polarity" and pts < self.config.polarity_guard_ms * SAMPLE_RATE // 1000:
+            log.info("%s: polarity reversal %d ms after the answer ignored (answer supervision)", self.config.name,
+                     pts * 1000 // SAMPLE_RATE)
+            return
         tail = pts
         if silence_event and self._receiving:
             # DLE s/q come +VSD's interval after the silence began

@@ -101,6 +101,10 @@ class ModemLineConfig:
         "Busy, reorder and dial tone after the far end hangs up end the call (software detector)."))
     max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
     dtmf_inband: bool = field(default=False, metadata=doc("Also detect DTMF in the audio (the modem reports digits)."))
+    hangup_on_polarity: bool = field(default=True, metadata=doc(
+        "A loop-current polarity reversal the modem reports (DLE L) = remote hang-up, as UK and many European "
+        "exchanges signal a disconnect; reversals within 600 ms of the answer (answer supervision) are ignored. "
+        "Set false where the exchange reverses polarity for other reasons during a call."))
 
 
 @dataclass(frozen=True)

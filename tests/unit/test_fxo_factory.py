@@ -44,3 +44,4 @@ def test_dtmf_and_auto_caller_id_and_cid_after_ring() -> None:
     de = build_line(FxoLineConfig(type="fxo", name="de", control_device="/dev/x", audio_device="a", country="de",
                                   caller_id="auto"), None)  # type: ignore[arg-type]
     assert isinstance(de, FxoLine) and de.cfg.cid_standard == "v23+dtmf"
+
