@@ -123,6 +123,8 @@ def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
         events = tuple(e for e in events if e[0] not in ("s", "q"))
     if not supervise:
         events = tuple(e for e in events if e[0] not in ("b", "d"))
+    if lc.hangup_on_polarity and supervise:
+        events = (*events, ("L", "polarity"))
     mc = ModemConfig(device=lc.device, name=lc.name, number=lc.number, baudrate=lc.baudrate, rtscts=lc.rtscts,
                      profile=None if lc.profile == "auto" else lc.profile, country=lc.gci,
                      extra_init=lc.extra_init, offer_after_rings=lc.rings_before_answer,
@@ -134,18 +136,22 @@ def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
 
 
 def _fxo_line(lc: FxoLineConfig, supervise: bool = True) -> Line:
-    """FXO board + sound card (drivers/fxo). Caller ID: the UK sends it before the first ring after a
-    line reversal (BT SIN227), everyone else after the first ring; disconnect tones per ``country``."""
+    """FXO board + sound card (drivers/fxo). FSK caller ID: the UK sends it before the first ring after a
+    line reversal (BT SIN227), everyone else after ring ``cid_after_ring``; DTMF CLIP comes before the first
+    ring; ``auto`` listens for the country's FSK (Bell 202 in the us, V.23 elsewhere) and DTMF CLIP.
+    Disconnect tones per ``country``."""
     from drivers.fxo.config import CidTiming, FxoConfig
     from drivers.fxo.line import FxoLine
 
+    standard = {"none": "bell202", "auto": ("bell202" if lc.country == "us" else "v23") + "+dtmf"}.get(
+        lc.caller_id, lc.caller_id)
     if lc.caller_id == "none":
         cid = CidTiming.NONE
-    else:
-        cid = CidTiming.BEFORE_RING if lc.country == "uk" else CidTiming.AFTER_RING
+    else:  # DTMF CLIP comes before the first ring (a line reversal, if any, opens the window early)
+        cid = CidTiming.BEFORE_RING if lc.country == "uk" or lc.caller_id == "dtmf" else CidTiming.AFTER_RING
     fc = FxoConfig(name=lc.name, device=lc.control_device, audio_device=lc.audio_device, audio_rate=lc.audio_rate,
                    called_number=lc.number, rings_to_answer=lc.rings_before_answer, country=lc.country, cid=cid,
-                   cid_standard="bell202" if lc.caller_id == "none" else lc.caller_id, cpc_min_ms=lc.cpc_min_ms,
+                   cid_standard=standard, cid_after_ring=lc.cid_after_ring, cpc_min_ms=lc.cpc_min_ms,
                    hangup_on_polarity=lc.hangup_on_polarity and supervise,
                    silence_timeout_s=lc.silence_hangup_s if supervise else 0.0, hangup_on_tones=supervise,
                    max_call_s=lc.max_call_s)

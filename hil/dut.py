@@ -46,6 +46,7 @@ class DutSettings:
     rings_before_answer: int = 2
     silence_hangup_s: float = 30.0
     max_call_s: float = 120.0
+    cid_after_ring: int = 1  # an fxo line's FSK caller ID follows this ring
 
 
 @dataclass(frozen=True)

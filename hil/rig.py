@@ -90,6 +90,8 @@ class DutConfig:
     rings_before_answer: int = field(default=2, metadata=doc("What the Pi's line is configured with.", min=0))
     silence_hangup_s: float = field(default=30.0, metadata=doc("What the Pi's line is configured with.", min=0))
     max_call_s: float = field(default=120.0, metadata=doc("What the Pi's line is configured with.", min=0))
+    cid_after_ring: int = field(default=1, metadata=doc("What the Pi's line is configured with (an fxo line's "
+                                                        "FSK caller ID after this ring).", min=1))
 
     def check(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []

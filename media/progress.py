@@ -497,6 +497,29 @@ class ProgressDetector:
                 return p.r
         raise KeyError(f"{self.country.code}: {k.value} is not detected separately")
 
+    def tone_onset(self, kind: ToneKind | str) -> int | None:
+        """Where a ``kind`` tone sounding now began (pts), from the segments so far and without waiting
+        for a decision: for a tone that something else (a modem's own detector) has reported, so that a
+        recording can be cut where the tone started. The run of segments back from the newest that fit
+        ``kind``'s frequencies (and, for a cadenced kind, its silences) gives the first tone segment of
+        it; None if the audio does not end in such a tone (e.g. the newest segment is speech)."""
+        k = ToneKind(kind)
+        pat = next((p for p in self._patterns if p.kind == k), None)
+        if pat is None:
+            return None
+        st = self._st
+        if st.lock is not None and st.lock.pat.kind == k:
+            return st.lock.start_pts
+        labels = frozenset().union(*(e.labels for e in pat.elems))
+        run = [*st.history, st.cur] if st.cur is not None else list(st.history)
+        first: _Elem | None = None
+        for el in reversed(run):
+            if el.label not in labels:
+                break
+            if el.label >= 0:
+                first = el
+        return round(first.start) if first is not None else None
+
     # ------------------------------------------------------------------ streaming
     def reset(self) -> None:
         self._st = _State()

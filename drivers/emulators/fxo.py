@@ -260,11 +260,12 @@ class FxoEmulator:
     def ring(self, cid: CallerId | None = None, *, rings: int = 10, cadence: tuple[float, ...] | None = None,
              cid_timing: Literal["after-ring", "before-ring"] = "after-ring", cid_after_ring: int = 1,
              cid_delay_s: float = 0.6, standard: str = "bell202", dtas: bool = True, start_in_s: float = 0.0,
-             renderer: CidRenderer | None = None) -> None:
+             renderer: CidRenderer | None = None, reversal: bool = True) -> None:
         """Ring ``rings`` cycles (then the caller gives up), with caller ID if ``cid`` is given.
 
         ``after-ring``: the spill starts ``cid_delay_s`` after ring cycle ``cid_after_ring`` ends.
-        ``before-ring`` (BT SIN227 / ETSI): line reversal, DT-AS (if ``dtas``), the spill, then ringing.
+        ``before-ring`` (BT SIN227 / ETSI): line reversal (if ``reversal``), DT-AS (if ``dtas``), the spill,
+        then ringing; without either (DTMF CLIP often comes so) the spill is all the warning there is.
         ``renderer`` overrides the emulator's caller-ID renderer for this call (fault injection).
         Going off-hook trips the ringing (no further edges)."""
         cad = cadence or RING_CADENCES["uk" if self.country == "uk" else "us"]
@@ -279,8 +280,9 @@ class FxoEmulator:
         with self._cond:
             t = self.line_time + round(start_in_s * SAMPLE_RATE)
             if spill is not None and cid_timing == "before-ring":
-                self._at(t, "ring", self.flip_polarity)
-                t += round(0.2 * SAMPLE_RATE)
+                if reversal:
+                    self._at(t, "ring", self.flip_polarity)
+                    t += round(0.2 * SAMPLE_RATE)
                 if dtas:
                     alert = to_int16(CadencedTone(DTAS).render(round(0.1 * SAMPLE_RATE)))
                     self._at(t, "ring", lambda a=alert: self._queue_onhook(a))  # type: ignore[misc]

@@ -13,7 +13,9 @@ Model (HARDWARE.md §3.2, §3.3, §4):
   ring cycles are what is counted.
 * Caller ID: with ``AFTER_RING`` the decoder listens from the end of ring cycle ``cid_after_ring``
   until a message arrives, the next cycle starts, or ``cid_window_s`` passes. With ``BEFORE_RING``
-  an on-hook line reversal opens the window and the first ring closes it.
+  an on-hook line reversal opens the window and the first ring closes it. With DTMF CLIP
+  (``cid_on_idle``) the decoder also listens while the line is idle (:attr:`FxoCallLogic.cid_listening`):
+  a message heard then starts the call (``ALERTED``, its caller ID known) before the first ring.
 * The call is offered (:class:`IncomingCall`) once its caller ID is known or cannot come any more, so
   the handler sees the number when it decides, and never before the first ring cycle is complete
   (``ring_group_gap_ms`` after its last burst), so that its cadence (distinctive ring) is known: the
@@ -140,6 +142,14 @@ class FxoCallLogic:
         self._deadline = 0.0  # hook acknowledgement
         self._new_leg_id = new_leg_id or (lambda: f"{config.name}-{uuid.uuid4().hex[:12]}")
 
+    @property
+    def cid_listening(self) -> bool:
+        """Whether the on-hook audio should feed the caller-ID decoder now."""
+        if self.phase == Phase.IDLE:
+            return self.cfg.cid_on_idle
+        c = self.call
+        return c is not None and c.cid_open and self.phase in (Phase.RINGING, Phase.ALERTED)
+
     # ------------------------------------------------------------------ board events
     def ring(self, on: bool, board_ms: int, now: float) -> list[Effect]:
         if self.phase not in (Phase.IDLE, Phase.ALERTED, Phase.RINGING):
@@ -251,6 +261,12 @@ class FxoCallLogic:
 
     # ------------------------------------------------------------------ audio detectors
     def caller_id(self, record: CallerIdRecord, now: float) -> list[Effect]:
+        if self.phase == Phase.IDLE and self.cfg.cid_on_idle:
+            # DTMF CLIP with no alerting signal: the call begins with its caller ID; the ring follows
+            log.info("%s: caller ID heard on the idle line; waiting for the ring", self.cfg.name)
+            self.call = _Call(self._new_leg_id(), now, last_activity=now, cid=record, cid_done=True)
+            self.phase = Phase.ALERTED
+            return []
         c = self.call
         if self.phase not in (Phase.RINGING, Phase.ALERTED) or c is None or not c.cid_open:
             log.debug("%s: caller ID outside the window ignored", self.cfg.name)
@@ -325,7 +341,8 @@ class FxoCallLogic:
                 self.counters.stuck_rings += 1
                 log.warning("%s: ring on for %.1f s without an off edge; taken as off", cfg.name, cfg.ring_stuck_s)
                 c.burst_on, c.last_activity = False, now
-            if (not c.offered and not c.rejected and self.cfg.cid != CidTiming.AFTER_RING and c.cycles >= 1
+            if (not c.offered and not c.rejected and (self.cfg.cid != CidTiming.AFTER_RING or c.cid_done)
+                    and not c.cid_open and c.cycles >= 1
                     and not c.burst_on and _reached(now, c.last_burst_end_host, cfg.ring_group_gap_ms / 1000)):
                 effects += self._offer(c)  # the first ring cycle is complete: its cadence is known
             if c.cid_open and _reached(now, c.cid_deadline, 0.0):

@@ -14,6 +14,9 @@ class CidTiming(StrEnum):
     BEFORE_RING = "before-ring"  # UK (BT SIN227) and ETSI with line reversal (+ DT-AS): FSK, then the first ring
 
 
+CID_STANDARDS = ("bell202", "v23", "dtmf", "bell202+dtmf", "v23+dtmf")
+
+
 @dataclass(frozen=True)
 class FxoConfig:
     """One FXO board plus its sound card. Durations are seconds unless the name says ``_ms``."""
@@ -37,7 +40,10 @@ class FxoConfig:
     called_number: str = ""  # IncomingCall.called (the line's own number)
     rings_to_answer: int = 2  # go off-hook no earlier than this ring cycle
     cid: CidTiming = CidTiming.AFTER_RING
-    cid_standard: str = "bell202"  # FSK flavour: "bell202" (NANP) or "v23" (ETSI, BT)
+    # "bell202" (NANP FSK), "v23" (ETSI, BT FSK), "dtmf" (ETSI DTMF CLIP, before the first ring), or an FSK
+    # flavour "+dtmf" (whichever arrives). With DTMF the decoder also listens while the line is idle, since
+    # DTMF CLIP often comes with no alerting signal; a whole message then starts the call (before its ring).
+    cid_standard: str = "bell202"
     cid_after_ring: int = 1  # AFTER_RING: the spill follows this ring cycle (2 for UK `sendcalleridafter=2`)
     cid_window_s: float = 4.0  # how long to listen for the spill after the ring ends (or the line reverses)
     # -- ring detection (edges come from the board, debounced there)
@@ -63,7 +69,12 @@ class FxoConfig:
             raise ValueError(f"audio_rate {self.audio_rate}: need >= 8000 Hz and a whole number of samples per 20 ms")
         if not self.reopen_backoff_s[0] > 0 or self.reopen_backoff_s[1] < self.reopen_backoff_s[0]:
             raise ValueError("reopen_backoff_s must be (first > 0, longest >= first)")
-        if self.cid_standard not in ("bell202", "v23"):
-            raise ValueError(f"cid_standard {self.cid_standard!r}: 'bell202' or 'v23'")
+        if self.cid_standard not in CID_STANDARDS:
+            raise ValueError(f"cid_standard {self.cid_standard!r}: one of {', '.join(CID_STANDARDS)}")
         if self.capture_ring_frames < 2 or self.playout_prefill_frames < 0:
             raise ValueError("capture_ring_frames >= 2 and playout_prefill_frames >= 0")
+
+    @property
+    def cid_on_idle(self) -> bool:
+        """The caller-ID decoder listens while the line is idle (DTMF CLIP needs no alerting signal)."""
+        return self.cid != CidTiming.NONE and self.cid_standard.endswith("dtmf")

@@ -1,4 +1,5 @@
-"""The driver's detectors built from ``media/``: caller ID (``media.callerid``) and disconnect tones
+"""The driver's detectors built from ``media/``: caller ID (``media.callerid`` FSK, ``media.dtmf_clip``
+DTMF CLIP) and disconnect tones
 (``media.progress``), adapted to the small protocols in :mod:`drivers.fxo.seams`.
 
 These are :class:`~drivers.fxo.line.FxoLine`'s defaults; tests and other boards may pass their own.
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 
 from drivers.fxo.seams import CallerIdRecord, ToneHit
 from media import callerid, progress
+from media.dtmf_clip import DtmfClipDecoder
 from media.frame import AudioFrame, Samples
 
 # detector kind → the ToneHit kind (RemoteHangup.reason is "<kind>-tone"), as the modem line does;
@@ -43,6 +45,43 @@ class MediaCallerIdDecoder:
         return None
 
 
+class MediaDtmfClipDecoder:
+    """``media.dtmf_clip.DtmfClipDecoder`` fed on-hook audio (ETSI DTMF CLIP)."""
+
+    def __init__(self) -> None:
+        self._dec = DtmfClipDecoder()
+        self._pts = 0
+
+    def reset(self) -> None:
+        self._dec.reset()
+        self._pts = 0
+
+    def feed(self, samples: Samples) -> CallerIdRecord | None:
+        clip = self._dec.process(AudioFrame(samples, self._pts))
+        self._pts += len(samples)
+        if clip is None:
+            return None
+        return CallerIdRecord(number=clip.number, number_absent=clip.number_absent)
+
+
+class EitherCallerIdDecoder:
+    """Several decoders on the same audio: the first message any of them finds (FSK or DTMF CLIP)."""
+
+    def __init__(self, *decoders: MediaCallerIdDecoder | MediaDtmfClipDecoder) -> None:
+        self.decoders = decoders
+
+    def reset(self) -> None:
+        for d in self.decoders:
+            d.reset()
+
+    def feed(self, samples: Samples) -> CallerIdRecord | None:
+        found = None
+        for d in self.decoders:
+            record = d.feed(samples)
+            found = found or record
+        return found
+
+
 class MediaToneSupervisor:
     """``media.progress.ProgressDetector`` on an answered call: the first busy / reorder / dial tone."""
 
@@ -61,7 +100,13 @@ class MediaToneSupervisor:
         return None
 
 
-def caller_id_decoder(standard: str) -> MediaCallerIdDecoder:
+def caller_id_decoder(standard: str) -> MediaCallerIdDecoder | MediaDtmfClipDecoder | EitherCallerIdDecoder:
+    """``standard``: "bell202", "v23", "dtmf", or "bell202+dtmf" / "v23+dtmf" (both decoders)."""
+    if standard == "dtmf":
+        return MediaDtmfClipDecoder()
+    fsk, _, dtmf = standard.partition("+")
+    if dtmf:
+        return EitherCallerIdDecoder(MediaCallerIdDecoder(fsk), MediaDtmfClipDecoder())
     return MediaCallerIdDecoder(standard)
 
 

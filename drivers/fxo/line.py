@@ -126,6 +126,7 @@ class FxoLine:
         self.board: Hello | None = None
         self._last_heard = 0.0  # monotonic time of the last valid message from the board
         self._keepalive_due: float | None = None  # STATUS sent, reply expected by then
+        self._cid_listening = False  # what the pump was last told about the caller-ID decoder
         wake = threading.Event()
         self.capture: FrameRing[bytes] = FrameRing(config.capture_ring_frames)
         self.playout: FrameRing[bytes] = FrameRing(config.capture_ring_frames)
@@ -247,6 +248,7 @@ class FxoLine:
             self._close_port()
             raise LineError(f"{self.name}: {self.cfg.device}: {e}") from e
         self.logic.reset()
+        self._apply([])  # an idle line may listen for caller ID
         self._last_heard, self._keepalive_due = time.monotonic(), None
         log.info("%s: connected to %s", self.name, self._board_text())
 
@@ -391,6 +393,7 @@ class FxoLine:
 
     def _on_finding(self, finding: Finding, now: float) -> None:
         if isinstance(finding, CallerIdFound):
+            self._cid_listening = False  # the pump stops listening after a message
             self._apply(self.logic.caller_id(finding.record, now))
         elif isinstance(finding, ToneFound | SilenceFound):
             c = self.logic.call
@@ -424,10 +427,15 @@ class FxoLine:
                     if port is not None:
                         self.pump.command(Attach(e.leg_id, port))
             elif isinstance(e, CidWindow):
-                self.pump.command(ListenCallerId(e.open))
+                self.pump.command(ListenCallerId(e.open))  # opening restarts the decoder
+                self._cid_listening = e.open
             elif isinstance(e, Resync):
                 log.warning("%s: %s; reopening the board", self.name, e.reason)
                 self._close_port()
+        want = self.logic.cid_listening  # e.g. DTMF CLIP: listening whenever the line is idle
+        if want != self._cid_listening:
+            self.pump.command(ListenCallerId(want))
+            self._cid_listening = want
 
     def _device_lost(self, detail: str) -> None:
         self.counters.device_lost += 1

@@ -3,7 +3,7 @@
 The driver runs two detectors on the received audio:
 
 * a caller-ID decoder, fed the on-hook audio while the caller-ID window is open (between rings, or
-  after a line reversal);
+  after a line reversal, or — for DTMF CLIP — whenever the line is idle);
 * a supervision detector, fed every 20 ms frame of an answered call, that reports busy / reorder /
   dial tone (the far end hung up and the exchange says so).
 
@@ -56,7 +56,7 @@ class SupervisionDetector(Protocol):
 
 class CallerIdDecoderFactory(Protocol):
     def __call__(self, standard: str) -> CallerIdDecoder:
-        """``standard``: "bell202" or "v23"."""
+        """``standard``: "bell202", "v23", "dtmf", "bell202+dtmf" or "v23+dtmf" (FxoConfig.cid_standard)."""
 
 
 class SupervisionDetectorFactory(Protocol):

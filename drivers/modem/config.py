@@ -15,6 +15,7 @@ DEFAULT_HANGUP_EVENTS: tuple[tuple[str, str], ...] = (
     ("P", "extension-off-hook"),  # an extension picked up (Conexant -STE bit 1)
     ("R", "ring"),  # ringing again: we are not off-hook any more
 )
+POLARITY_EVENT = ("L", "polarity")  # a line reversal, where the exchange signals disconnect that way (UK, EU)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ModemConfig:
     silence_timeout_s: float = 7.0  # software silence supervision on the received audio; 0: off
     silence_threshold: float = 200.0  # mean |sample| of a 20 ms frame below which it is silent
     max_call_s: float = 1800.0  # hard cap on a call
+    polarity_guard_ms: int = 600  # a reversal (DLE L) closer than this to the answer is not a disconnect
     reinit_after_call: bool = True  # ATZ and the settings again after each call (no stale state)
     command_timeout_s: float = 2.0
     start_timeout_s: float = 20.0  # Line.start waits this long for the modem to initialise

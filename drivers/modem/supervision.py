@@ -13,7 +13,9 @@ object (sans-IO, fed frames that carry their pts):
 :class:`SilenceSupervisor` is the software silence timer (levels as SPEC.md's SilenceThreshold:
 mean |sample| of the frame). :class:`ToneSupervisor` adapts a call-progress tone detector
 (``media.progress.ProgressDetector``: ``process(frame) -> [event(kind, start_pts, end_pts)]``) so that
-busy / congestion / dial tone after the caller hung up ends the call, cut where the tone began::
+busy / congestion / dial tone after the caller hung up ends the call, cut where the tone began. When the
+modem's own tone report (``DLE b`` / ``DLE d``, which comes about a second into the tone) ends the call
+first, :meth:`ToneSupervisor.tone_onset` tells the driver where that tone began in the audio::
 
     ModemLine(config, supervisors=[lambda: ToneSupervisor(lambda: ProgressDetector("us"))])
 """
@@ -116,3 +118,12 @@ class ToneSupervisor:
     def reset(self) -> None:
         self._det = self._make()  # a gap in the audio: cadence history does not carry over
         self._decided = False
+
+    def tone_onset(self, reason: str) -> int | None:
+        """Where the tone behind ``reason`` (e.g. "dial-tone" from the modem's ``DLE d``) began in the
+        audio fed so far (pts), if the detector can tell (``tone_onset(kind)``); else None."""
+        onset = getattr(self._det, "tone_onset", None)
+        if onset is None:
+            return None
+        found = [p for kind, r in self.reasons.items() if r == reason for p in [onset(kind)] if p is not None]
+        return min(found) if found else None

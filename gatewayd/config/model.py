@@ -101,6 +101,10 @@ class ModemLineConfig:
         "Busy, reorder and dial tone after the far end hangs up end the call (software detector)."))
     max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
     dtmf_inband: bool = field(default=False, metadata=doc("Also detect DTMF in the audio (the modem reports digits)."))
+    hangup_on_polarity: bool = field(default=True, metadata=doc(
+        "A loop-current polarity reversal the modem reports (DLE L) = remote hang-up, as UK and many European "
+        "exchanges signal a disconnect; reversals within 600 ms of the answer (answer supervision) are ignored. "
+        "Set false where the exchange reverses polarity for other reasons during a call."))
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,28 @@ class FxoLineConfig:
     audio_rate: int = field(default=8000, metadata=doc("Sound-card rate; resampled to 8 kHz if different."))
     rings_before_answer: int = field(default=2, metadata=doc("Offer the call after this many rings.", min=1, max=20))
     country: Country = field(default="us", metadata=doc("Call-progress tones and ring cadence."))
-    caller_id: Literal["bell202", "v23", "none"] = field(default="bell202", metadata=doc("Caller-ID signalling."))
+    caller_id: Literal["bell202", "v23", "dtmf", "auto", "none"] = field(default="bell202", metadata=doc(
+        "Caller-ID signalling: bell202 or v23 FSK (after ring cid_after_ring; in the uk before the first ring "
+        "after a line reversal), dtmf (ETSI DTMF CLIP such as A<number>C, D<code>C or A<number>#, sent before "
+        "the first ring; listened for while the line is idle), auto (the country's FSK or DTMF CLIP, whichever "
+        "arrives), none."))
+    cid_after_ring: int = field(default=1, metadata=doc(
+        "FSK caller ID after ring cycle N (2 where the exchange sends it after the second ring, as "
+        "sendcalleridafter=2 in the UK); the line answers no earlier than the caller-ID window after that ring, "
+        "so rings_before_answer must be at least this.", min=1, max=10))
     cpc_min_ms: int = field(default=600, metadata=doc("Loop-current drop at least this long = remote hang-up.", min=10))
     hangup_on_polarity: bool = field(default=False, metadata=doc("Polarity reversal = remote hang-up."))
     silence_hangup_s: float = field(default=30.0, metadata=doc("Treat this much silence as a remote hang-up.", min=1))
     max_call_s: float = field(default=3600.0, metadata=doc("Hard cap on call length.", min=10))
     dtmf_inband: bool = field(default=True, metadata=doc("Detect DTMF in the audio."))
+
+    def check(self) -> list[tuple[str, str]]:
+        if (self.caller_id in ("bell202", "v23", "auto") and self.country != "uk"
+                and self.rings_before_answer < self.cid_after_ring):
+            return [("rings_before_answer", f"{self.rings_before_answer} is before the caller ID, which follows "
+                                            f"ring {self.cid_after_ring} (cid_after_ring): set it to at least "
+                                            f"{self.cid_after_ring}")]
+        return []
 
 
 LineConfig = SipLineConfig | ModemLineConfig | FxoLineConfig

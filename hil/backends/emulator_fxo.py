@@ -68,11 +68,13 @@ class EmulatorFxo:
     # ------------------------------------------------------------------ the DUT's side
     def dut_line(self, settings: DutSettings) -> DutLine:
         c = self.config
-        cid = {CidMode.NONE: "none", CidMode.ETSI_FSK_BEFORE_RING: "v23"}.get(c.cid, "bell202")
+        cid = {CidMode.NONE: "none", CidMode.ETSI_FSK_BEFORE_RING: "v23", CidMode.ETSI_DTMF: "dtmf"}.get(c.cid,
+                                                                                                 "bell202")
         return DutLine({"type": "fxo", "name": "fxo0", "control_device": str(self.emu.serial_path),
                         "audio_device": self.emu.alsa.device, "audio_rate": self.emu.rate, "number": "5550100",
                         "rings_before_answer": settings.rings_before_answer, "country": c.country,
-                        "caller_id": cid, "cpc_min_ms": max(100, c.cpc_ms * 2 // 3),
+                        "caller_id": cid, "cid_after_ring": settings.cid_after_ring,
+                        "cpc_min_ms": max(100, c.cpc_ms * 2 // 3),
                         "hangup_on_polarity": c.disconnect is Disconnect.POLARITY,
                         "silence_hangup_s": settings.silence_hangup_s, "max_call_s": settings.max_call_s,
                         "dtmf_inband": True},

@@ -11,8 +11,8 @@ What the emulator models, and so what this backend can honestly offer:
 * the caller's audio, and digits as the modem's DSP reports them (``DLE`` events): nominal key presses
   only — the DSP is simulated as events, so no in-band, off-nominal or talk-off DTMF;
 * the far end going away as the modem reports it: loop-current drop (``DLE l``), busy / reorder / dial
-  tone, silence; a polarity reversal (``DLE L``) is modelled but gatewayd's modem line (like most
-  modems, which report no reversal at all) does not take it as a disconnect, so it is not offered;
+  tone, silence, a polarity reversal (``DLE L``; gatewayd's modem line takes it as a disconnect by
+  default, ``hangup_on_polarity``);
 * an extension picked up during the call (``DLE P``, Conexant's ``-STE`` extension detection);
 * the USB stick vanishing and re-enumerating, garbage on the serial line.
 """
@@ -38,8 +38,8 @@ _SIGNALS: dict[Disconnect, emu.Signal] = {
 
 class EmulatorModem:
     capabilities = frozenset({"ring", "cid", "cid-fsk", "cid-before-ring", "cid-absent", "cid-garbage",
-                              "disconnect-cpc", "disconnect-tones", "disconnect-silence", "dtmf",
-                              "call-waiting", "device-faults", "extension-pickup"})
+                              "disconnect-cpc", "disconnect-polarity", "disconnect-tones", "disconnect-silence",
+                              "dtmf", "call-waiting", "device-faults", "extension-pickup"})
     tolerance_s = TOLERANCE_S[("emulator", "modem")]
     path = "modem"
 
@@ -160,7 +160,7 @@ class EmulatorModem:
     # ------------------------------------------------------------------ teardown
     def hang_up(self, *, how: Disconnect | None = None) -> None:
         how = how or self.config.disconnect
-        if how not in _SIGNALS or how is Disconnect.POLARITY:
+        if how not in _SIGNALS:
             raise Unsupported(f"modem: disconnect {how}")
         self.modem.hang_up(_SIGNALS[how])
         ev = self.log.add("far-end-hang-up", str(how))

@@ -284,7 +284,7 @@ class LabSimulator:
         dut = self.rig.dut
         if settings is not None:
             wrong = [f"{name} {getattr(settings, name)} (the Pi has {getattr(dut, name)})"
-                     for name in ("rings_before_answer", "silence_hangup_s", "max_call_s")
+                     for name in ("rings_before_answer", "silence_hangup_s", "max_call_s", "cid_after_ring")
                      if hasattr(settings, name) and getattr(settings, name) != getattr(dut, name)]
             if wrong:
                 raise NotOnThisRig("the scenario needs the DUT's line with " + ", ".join(wrong))

@@ -54,8 +54,6 @@ def test_uk_caller_id_before_the_first_ring(line: LineSimulator, dut: Dut) -> No
 
 @pytest.mark.requires("cid-dtmf")
 @pytest.mark.hil_line(cid=CidMode.ETSI_DTMF)
-@pytest.mark.xfail(strict=True, reason="gatewayd decodes FSK caller ID only (caller_id: bell202|v23|none): "
-                                       "DTMF CLIP is not decoded")
 def test_dtmf_clip_number_reaches_the_handler(line: LineSimulator, dut: Dut) -> None:
     assert presented(line, dut, CallerId(number="5551230001")) == "5551230001"
 
@@ -84,7 +82,6 @@ def test_bad_checksum_is_not_trusted_and_the_call_goes_on(line: LineSimulator, d
 
 
 @pytest.mark.requires("cid-late")
-@pytest.mark.xfail(strict=True, reason="gatewayd's fxo line has no cid_after_ring setting (FxoConfig.cid_after_ring "
-                                       "is not in the configuration): it answers on ring 2 before the spill")
+@pytest.mark.hil_dut(cid_after_ring=2)
 def test_caller_id_after_the_second_ring(line: LineSimulator, dut: Dut) -> None:
     assert presented(line, dut, CALLER, CidFaults(after_ring=2)) == CALLER.number

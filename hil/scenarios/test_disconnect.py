@@ -35,12 +35,7 @@ def _case(how: Disconnect) -> object:
 
 @pytest.mark.parametrize("how", [_case(h) for h in Disconnect])
 def test_far_end_disconnect_ends_the_call_and_trims_the_recording(
-        line: LineSimulator, dut: Dut, path: str, tol: float, how: Disconnect,
-        request: pytest.FixtureRequest) -> None:
-    if path == "modem" and how is Disconnect.DIAL_TONE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "modem line: a DLE d (the modem's own dial-tone report, ~1 s after the tone began) cuts the recording "
-            "where the event arrived, not where the tone began: the dial tone stays in the recording")))
+        line: LineSimulator, dut: Dut, tol: float, how: Disconnect) -> None:
     dut.set_script({"NEW_INBOUND_CALL": [record(f"disconnect/{how}", max_s=60)]})
     call_in(line, dut)
     speech = speechlike(2.0, seed=7)

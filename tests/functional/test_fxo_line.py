@@ -362,6 +362,21 @@ def test_uk_caller_id_before_the_first_ring(rig_factory: Callable[..., Rig]) -> 
     assert r.emu.wait_off_hook(10)
 
 
+@pytest.mark.parametrize(("number", "caller"), [("5551230001", "5551230001"), (None, "anonymous")])
+def test_dtmf_clip_with_no_alerting_signal_is_heard_on_the_idle_line(rig_factory: Callable[..., Rig],
+                                                                     number: str | None, caller: str) -> None:
+    from hil.backends.emulator_fxo import dtmf_clip  # A<number>C, or D1C (private)
+
+    r = rig_factory(cid=CidTiming.BEFORE_RING, cid_standard="dtmf", rings_to_answer=1)
+    r.emu.ring(CallerId(number=number, number_absent=None if number else "P"), rings=3, cadence=FAST_RING,
+               cid_timing="before-ring", reversal=False, dtas=False, renderer=dtmf_clip)
+    call = r.events.wait(lambda e: isinstance(e, IncomingCall))
+    assert call.caller == caller
+    assert r.emu.event_times("POL -") == [] and len(r.emu.event_times("RING 1")) == 1
+    r.line.answer(call.leg_id, SilencePort())
+    assert r.emu.wait_off_hook(10)
+
+
 # ------------------------------------------------------------------ ringing
 def test_caller_abandons_before_answer(rig_factory: Callable[..., Rig]) -> None:
     r = rig_factory(rings_to_answer=4, abandon_s=3.0)

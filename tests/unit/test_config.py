@@ -80,6 +80,17 @@ def test_multi_field_check() -> None:
     assert len(got) == 1 and got[0].startswith("c.yaml:1:45: lines[0].allowed_peers:")
 
 
+def test_fxo_line_answering_before_a_late_caller_id_is_refused() -> None:
+    text = ("lines:\n  - {type: fxo, name: f, control_device: /dev/x, audio_device: a, cid_after_ring: 2,\n"
+            "     rings_before_answer: 1}\n")
+    assert errors(text) == ["c.yaml:3:27: lines[0].rings_before_answer: 1 is before the caller ID, which follows "
+                            "ring 2 (cid_after_ring): set it to at least 2"]
+    ok = load_config_text(text.replace("rings_before_answer: 1", "rings_before_answer: 2"), "c.yaml")
+    assert ok.lines[0].cid_after_ring == 2  # type: ignore[union-attr]
+    assert errors(text.replace("cid_after_ring: 2", "cid_after_ring: 0")) == [
+        "c.yaml:2:83: lines[0].cid_after_ring: must be >= 1, got 0"]
+
+
 def test_check_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("applications:\n  - name: x\n    handlr: python:m:f\n")

@@ -396,7 +396,7 @@ def test_stuck_ring_is_taken_as_off() -> None:
     assert rig.events()[-1] == RemoteHangup("fxo", "leg1", reason="abandoned")
 
 
-@pytest.mark.parametrize("bad", [dict(rings_to_answer=0), dict(audio_rate=44_101), dict(cid_standard="dtmf"),
+@pytest.mark.parametrize("bad", [dict(rings_to_answer=0), dict(audio_rate=44_101), dict(cid_standard="dtmf+v23"),
                                  dict(reopen_backoff_s=(0.0, 1.0)), dict(capture_ring_frames=1)])
 def test_config_rejects_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -436,3 +436,53 @@ def test_seized_line_losing_loop_current_is_a_remote_hang_up() -> None:
     rig.advance(1.0)
     hangups = [e.event for _, e in rig.log if isinstance(e, Emit) and isinstance(e.event, RemoteHangup)]
     assert hangups == [RemoteHangup("fxo", "probe", reason="cpc", tail_start_pts=at)]
+
+
+def test_cid_after_second_ring_holds_the_answer_until_the_window_after_ring_two() -> None:
+    rig = Rig(cid_after_ring=2, rings_to_answer=2)
+    rig.cycle()
+    assert rig.effects(CidWindow) == []  # ring 1 opens no window
+    rig.ring(True)
+    rig.advance(2.0)
+    assert rig.ring(False) == [CidWindow(True)]
+    rig.advance(3.0)  # the spill is late: no offer, no answer while the window is open
+    assert rig.events() == [] and rig.effects(SetHook) == []
+    rig.do("caller_id", ALICE)
+    [call] = rig.events()
+    assert call.caller == "5551234567"
+    rig.do("answer", call.leg_id)
+    assert [e for _, e in rig.effects(SetHook)] == [SetHook(True)]  # ring 2 was reached: answer now
+    assert rig.logic.phase == Phase.ANSWERING
+
+
+def test_dtmf_clip_on_the_idle_line_starts_the_call_before_its_ring() -> None:
+    rig = Rig(cid=CidTiming.BEFORE_RING, cid_standard="dtmf")
+    assert rig.logic.cid_listening  # idle: listening for DTMF CLIP, no alerting signal needed
+    assert rig.do("caller_id", CallerIdRecord(number="5551230001")) == []
+    assert rig.logic.phase == Phase.ALERTED and not rig.logic.cid_listening
+    rig.advance(0.5)
+    rig.cycle()
+    assert rig.events() == [IncomingCall("fxo", "leg1", caller="5551230001", called="", caller_name="",
+                                         headers={"X-Ring-Cadence": "2000"}, remote="/dev/fxo0")]
+    assert rig.at(IncomingCall) == [3.5]  # the first ring cycle is complete (2 s + ring_group_gap_ms)
+
+
+def test_dtmf_clip_and_fsk_after_ring_offer_once_the_first_ring_is_over() -> None:
+    rig = Rig(cid=CidTiming.AFTER_RING, cid_standard="bell202+dtmf")
+    rig.do("caller_id", CallerIdRecord(number="", number_absent="P"))
+    rig.cycle()
+    assert rig.effects(CidWindow) == []  # the caller ID is known: no FSK window after ring 1
+    assert [e.caller for e in rig.events()] == ["anonymous"]
+
+
+def test_idle_line_does_not_listen_without_dtmf_and_caller_id_is_ignored_there() -> None:
+    rig = Rig(cid=CidTiming.BEFORE_RING, cid_standard="v23")
+    assert not rig.logic.cid_listening
+    assert rig.do("caller_id", ALICE) == [] and rig.logic.phase == Phase.IDLE
+
+
+def test_dtmf_clip_heard_but_no_ring_is_forgotten() -> None:
+    rig = Rig(cid=CidTiming.BEFORE_RING, cid_standard="dtmf")
+    rig.do("caller_id", CallerIdRecord(number="5551230001"))
+    rig.advance(10)
+    assert rig.events() == [] and rig.logic.phase == Phase.IDLE and rig.logic.cid_listening

@@ -5,12 +5,12 @@ import numpy as np
 from drivers.emulators.fxo import CallerId, FskCallerId
 from drivers.emulators.line_audio import TONE_PLANS, tone_samples
 from drivers.fxo.detectors import MediaCallerIdDecoder, MediaToneSupervisor
-from drivers.fxo.seams import CallerIdRecord, ToneHit
+from drivers.fxo.seams import CallerIdDecoder, CallerIdRecord, ToneHit
 from media import callerid
 from media.frame import frames
 
 
-def feed_all(dec: MediaCallerIdDecoder, x: np.ndarray) -> list[CallerIdRecord]:
+def feed_all(dec: CallerIdDecoder, x: np.ndarray) -> list[CallerIdRecord]:
     out = []
     for f in frames(np.concatenate([np.zeros(800, np.int16), x, np.zeros(1600, np.int16)])):
         r = dec.feed(f.samples)
@@ -49,3 +49,19 @@ def test_tone_supervisor_adapter_reports_busy_from_its_start() -> None:
     later = [h for f in frames(ringback) if (h := sup.feed(f)) is not None]
     assert later == []  # ringback is not a disconnect
     assert isinstance(hits[0], ToneHit)
+
+
+def test_dtmf_clip_and_either_decoder_adapters() -> None:
+    from drivers.fxo.detectors import EitherCallerIdDecoder, MediaDtmfClipDecoder, caller_id_decoder
+    from media.dtmf import DtmfSender
+
+    s = DtmfSender("A5551230001C", tone_ms=70, gap_ms=70)
+    clip = s.read(s.total_samples)
+    assert isinstance(caller_id_decoder("dtmf"), MediaDtmfClipDecoder)
+    assert [(r.number, r.number_absent) for r in feed_all(caller_id_decoder("dtmf"), clip)] == [("5551230001", "")]
+    either = caller_id_decoder("v23+dtmf")
+    assert isinstance(either, EitherCallerIdDecoder)
+    assert [r.number for r in feed_all(either, clip)] == ["5551230001"]
+    either.reset()
+    fsk = FskCallerId()(CallerId(number="5559870001", name="BOB"), "v23")
+    assert [(r.number, r.name) for r in feed_all(either, fsk)] == [("5559870001", "BOB")]

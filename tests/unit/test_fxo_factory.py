@@ -28,3 +28,20 @@ def test_uk_caller_id_comes_before_the_ring_and_none_means_none() -> None:
     off = build_line(FxoLineConfig(type="fxo", name="x", control_device="/dev/x", audio_device="a",
                                    caller_id="none"), None)  # type: ignore[arg-type]
     assert isinstance(off, FxoLine) and off.cfg.cid == CidTiming.NONE and off.pump.cid_decoder is None
+
+
+def test_dtmf_and_auto_caller_id_and_cid_after_ring() -> None:
+    dtmf = build_line(FxoLineConfig(type="fxo", name="nl", control_device="/dev/x", audio_device="a", country="nl",
+                                    caller_id="dtmf"), None)  # type: ignore[arg-type]
+    assert isinstance(dtmf, FxoLine) and (dtmf.cfg.cid, dtmf.cfg.cid_standard) == (CidTiming.BEFORE_RING, "dtmf")
+    assert dtmf.cfg.cid_on_idle and dtmf.logic.cid_listening
+    auto = build_line(FxoLineConfig(type="fxo", name="us", control_device="/dev/x", audio_device="a",
+                                    caller_id="auto", cid_after_ring=2, rings_before_answer=3),
+                      None)  # type: ignore[arg-type]
+    assert isinstance(auto, FxoLine)
+    assert (auto.cfg.cid, auto.cfg.cid_standard, auto.cfg.cid_after_ring) == (CidTiming.AFTER_RING,
+                                                                            "bell202+dtmf", 2)
+    de = build_line(FxoLineConfig(type="fxo", name="de", control_device="/dev/x", audio_device="a", country="de",
+                                  caller_id="auto"), None)  # type: ignore[arg-type]
+    assert isinstance(de, FxoLine) and de.cfg.cid_standard == "v23+dtmf"
+

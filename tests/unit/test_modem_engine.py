@@ -430,6 +430,64 @@ def test_software_call_progress_ends_the_call_where_the_tone_began(signal: str, 
     assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (h + off)) <= 80  # within 10 ms
 
 
+def test_modem_dial_tone_report_cuts_where_the_tone_began_in_the_audio() -> None:
+    """DLE d comes ~1 s into the dial tone, before the software detector decides: the cut goes back to the
+    onset the software detector saw in the received audio (in samples), not the event's position."""
+    from drivers.modem.supervision import ToneSupervisor
+    from media.progress import ProgressDetector
+
+    b, port = answered_call("usr5637", modem_silence_s=0.0,
+                            supervisors=[lambda: ToneSupervisor(lambda: ProgressDetector("us", dial_min_s=3.0))])
+    off = offset_by_marker(b, port)
+    b.dev.play(caller_audio(16000))
+    b.run(1.0)
+    h = b.dev.hang_up("dial")
+    b.run_until(lambda: bool(b.of(RemoteHangup)), 10.0)
+    [hup] = b.of(RemoteHangup)
+    assert hup.reason == "dial-tone"  # from DLE d: the software detector would need 3 s here
+    assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (h + off)) <= 80  # within 10 ms
+
+
+def test_modem_tone_report_without_the_tone_in_the_audio_cuts_at_the_report() -> None:
+    """No tone detector on the line (or no tone heard): the DLE event's position is the cut."""
+    b, port = answered_call("usr5637", modem_silence_s=0.0)
+    off = offset_by_marker(b, port)
+    b.dev.play(caller_audio(16000))
+    b.run(1.0)
+    h = b.dev.hang_up("dial")
+    b.run_until(lambda: bool(b.of(RemoteHangup)), 10.0)
+    [hup] = b.of(RemoteHangup)
+    late = round(b.dev.profile.dial_detect_s * 8000)  # where the emulated modem reports it
+    assert hup.reason == "dial-tone" and hup.tail_start_pts is not None
+    assert abs(hup.tail_start_pts - (h + off) - late) <= 400
+
+
+def test_polarity_reversal_ends_the_call_where_configured_after_the_answer_guard() -> None:
+    from drivers.modem.config import POLARITY_EVENT
+
+    b, port = answered_call("cx93010", hangup_events=(*DEFAULT_HANGUP_EVENTS, POLARITY_EVENT))
+    assert b.eng.leg_pts < 600 * 8
+    b.dev.send_event("L")  # the exchange reverses on answer (answer supervision): not a disconnect
+    b.run(0.2)
+    assert b.in_call() and b.of(RemoteHangup) == []
+    off = offset_by_marker(b, port)
+    b.dev.play(caller_audio(8000))
+    b.run(1.2)
+    h = b.dev.hang_up("polarity")
+    b.run_until(lambda: bool(b.of(RemoteHangup)), 5.0)
+    [hup] = b.of(RemoteHangup)
+    assert hup.reason == "polarity"
+    assert hup.tail_start_pts is not None and abs(hup.tail_start_pts - (h + off)) <= 160
+
+
+def test_polarity_reversal_is_no_disconnect_unless_configured() -> None:
+    b, _ = answered_call("cx93010")
+    b.run(1.0)
+    b.dev.hang_up("polarity")
+    b.run(0.5)
+    assert b.in_call() and b.of(RemoteHangup) == []
+
+
 # ------------------------------------------------------------------------------------------ seizing (gatewayd levels)
 def test_seize_goes_off_hook_without_a_call_and_receives_the_line() -> None:
     b = Bench("usr5637")

@@ -321,3 +321,22 @@ def test_kinds_filter_and_decision_segments() -> None:
     assert detect("es", x, kinds=["busy"]) == []
     with pytest.raises(KeyError):
         ProgressDetector("pl").decision_segments("congestion")  # reported as busy
+
+
+def test_tone_onset_before_any_decision_for_a_tone_reported_elsewhere() -> None:
+    """tone_onset: where the tone now sounding began, long before the detector would decide on it."""
+    speech = np.random.default_rng(3).normal(0, 3000, SAMPLE_RATE).astype(np.int16)
+    pause = np.zeros(SAMPLE_RATE * 3 // 10, np.int16)
+    for kind, seconds in ((ToneKind.DIAL, 0.6), (ToneKind.BUSY, 0.8)):
+        tone = render_tone("us", kind, seconds)
+        x = np.concatenate([speech, pause, tone])
+        det = ProgressDetector("us")
+        events = [e for f in frames(x) for e in det.process(f)]
+        assert events == []  # not decided yet (dial needs 1 s, busy two cycles)
+        onset = det.tone_onset(kind)
+        assert onset is not None and abs(onset - (len(speech) + len(pause))) <= 80, (kind, onset)
+    det = ProgressDetector("us")
+    for f in frames(np.concatenate([render_tone("us", ToneKind.DIAL, 0.5), speech])):
+        det.process(f)
+    assert det.tone_onset(ToneKind.DIAL) is None  # speech follows the tone: nothing sounds now
+    assert det.tone_onset(ToneKind.BUSY) is None
