@@ -159,15 +159,18 @@ def dtmf_inband(cfg: Config) -> dict[str, bool]:
 
 def media_factories(cfg: Config) -> MediaFactories:
     from media.dtmf import DtmfDetector, DtmfSender
-    from media.voicefocus import VoiceFocus
+    from media.voicefocus import BACKENDS, VoiceFocus, create
 
     def generate(digits: str, tone_ms: int, gap_ms: int) -> Any:
         sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms)
         return sender.read(sender.total_samples)
 
-    def suppressor() -> VoiceFocus:
-        return VoiceFocus(enabled=False)  # created off: the first enable cross-fades in over one frame
+    backend = cfg.media.voicefocus_backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown VoiceFocus backend {backend!r}")
+    create(backend)  # fail at start-up, not on the first call, when the backend cannot be built
 
-    if cfg.media.voicefocus_backend != "builtin":
-        raise ValueError(f"unknown VoiceFocus backend {cfg.media.voicefocus_backend!r}")
+    def suppressor() -> VoiceFocus:
+        return create(backend, enabled=False)  # created off: the first enable cross-fades in over one frame
+
     return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate, suppressor=suppressor)

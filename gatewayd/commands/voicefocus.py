@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from media.frame import SAMPLE_RATE
-from media.voicefocus import enhance
+from media.voicefocus import BACKENDS, enhance_with
 from media.wav import WavError, read_wav, write_wav
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN.wav", help="any PCM WAV file")
     p.add_argument("output", metavar="OUT.wav", help="written as 8 kHz 16-bit mono")
+    p.add_argument("--backend", choices=BACKENDS, default="builtin", help="suppressor (default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"gatewayd voicefocus: {args.input}: {e}\n")
         return EX_DATAERR
     t0 = time.process_time()
-    y = enhance(x)
+    y = enhance_with(x, args.backend)
     cpu = time.process_time() - t0
     try:
         write_wav(args.output, y)
