@@ -20,7 +20,8 @@ Stages (each cached in --work; delete the file to redo it):
 2. feats.npz — the builtin suppressor run over every mixture (the learned backend's feature code,
    LearnedVoiceFocus._features), with the clean power spectrum of the same analysis blocks.
 3. training — GRU + per-band coefficient maps (see learned.py), loss: mean squared error of
-   power-law compressed magnitudes, |g X|^0.3 vs |S|^0.3, over all bins of all blocks; Adam; the
+   power-law compressed magnitudes, |g X|^0.3 vs |S|^0.3, over all bins of all blocks, the error
+   where the estimate is below the clean magnitude (speech cut) weighted 1 + --keep; Adam; the
    checkpoint with the lowest loss on a held-out tenth of the clips is exported.
 """
 
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from media.voicefocus.core import FRAME, NBINS, NFFT, VoiceFocus  # noqa: E402
-from media.voicefocus.learned import NB, NCOEF, NFEAT, LearnedVoiceFocus, band_matrix  # noqa: E402
+from media.voicefocus.learned import LSA_CUT, NB, NCOEF, NFEAT, LearnedVoiceFocus, band_matrix  # noqa: E402
 
 FS = 8000
 # Training sentences written for this script (no overlap with the harness's lists).
@@ -162,10 +163,20 @@ class Recorder(VoiceFocus):
 
     def _final_gain(self, G, P, lam, xi):  # type: ignore[no-untyped-def]
         self._features(G, P, lam, xi)
-        self.rec_f.append(self._feat[:NFEAT].astype(np.float32))
+        self.rec_f.append(self._feat[:NFEAT].copy())
         self.rec_ev.append(self._ev[:3].astype(np.float32))
         self.rec_p.append(P.astype(np.float32))
         return G
+
+
+def third_octaves() -> np.ndarray:
+    """NBINS x 15 0/1 matrix: the FFT bins of 1/3-octave bands from 150 Hz (as STOI uses)."""
+    f = np.arange(NBINS) * FS / NFFT
+    ob = np.zeros((NBINS, 15), np.float32)
+    for k in range(15):
+        c = 150.0 * 2 ** (k / 3)
+        ob[(f >= c * 2 ** (-1 / 6)) & (f < c * 2 ** (1 / 6)), k] = 1.0
+    return ob
 
 
 def clean_blocks(s: np.ndarray, nfr: int) -> np.ndarray:
@@ -202,7 +213,8 @@ def extract(corpus: Path, out: Path) -> None:
              lens=np.array(L), meta=z["meta"])
 
 
-def train(feats: Path, out: Path, hidden: int, epochs: int, seed: int) -> None:
+def train(feats: Path, out: Path, hidden: int, epochs: int, seed: int, keep: float, stoi: float,
+          lsa_cut: float) -> None:
     import torch
 
     torch.manual_seed(seed)
@@ -251,10 +263,34 @@ def train(feats: Path, out: Path, hidden: int, epochs: int, seed: int) -> None:
         h, _ = gru(X)
         coef = lin(h).reshape(X.shape[0], X.shape[1], NCOEF, NB) @ W  # B T NCOEF NBINS
         zz = coef[:, :, 0] * E[:, :, 0] + coef[:, :, 1] * E[:, :, 1] + coef[:, :, 2] * E[:, :, 2] + coef[:, :, 3]
-        logg = torch.clamp(-torch.nn.functional.softplus(-zz), min=gmin)
+        logg = -torch.nn.functional.softplus(-zz)
+        if lsa_cut > 0:  # as at run time: never more than lsa_cut below the LSA gain
+            logg = torch.maximum(logg, E[:, :, 0] + float(np.log(lsa_cut)))
+        logg = torch.clamp(logg, min=gmin)
         est = torch.exp(0.3 * logg) * A
-        err = ((est - T) ** 2).mean(dim=2) * M
-        return err.sum() / M.sum()
+        d = est - T
+        err = (d ** 2 + keep * torch.relu(-d) ** 2).mean(dim=2) * M
+        loss = err.sum() / M.sum()
+        if stoi > 0:
+            loss = loss + stoi * envelope_loss(torch.exp(logg) * A ** (1 / 0.3), T ** (1 / 0.3), M)
+        return loss
+
+    ob = torch.from_numpy(third_octaves())  # NBINS x 15
+
+    def envelope_loss(est: torch.Tensor, ref: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """1 - mean correlation of 1/3-octave band envelopes over 400 ms segments (STOI-like)."""
+        e = torch.sqrt((est ** 2) @ ob + 1e-6)  # B T 15
+        r = torch.sqrt((ref ** 2) @ ob + 1e-6)
+        seg, hop = 20, 4
+        e = e.unfold(1, seg, hop)  # B S 15 seg
+        r = r.unfold(1, seg, hop)
+        ms = M.unfold(1, seg, hop).min(dim=2).values  # B S: segment fully inside the clip
+        energy = (r ** 2).sum(dim=(2, 3))
+        act = (energy > 1e-3 * energy.max(dim=1, keepdim=True).values).float() * ms
+        e = e - e.mean(dim=3, keepdim=True)
+        r = r - r.mean(dim=3, keepdim=True)
+        corr = (e * r).sum(dim=3) / (e.norm(dim=3) * r.norm(dim=3) + 1e-3)  # B S 15
+        return 1.0 - (corr.mean(dim=2) * act).sum() / (act.sum() + 1e-6)
 
     tr_ids = np.where(~val)[0]
     va_ids = np.where(val)[0]
@@ -301,6 +337,12 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=31337)
+    ap.add_argument("--stoi", type=float, default=0.0,
+                    help="weight of the STOI-like envelope-correlation loss (1/3-octave bands, 400 ms segments)")
+    ap.add_argument("--lsa-cut", type=float, default=LSA_CUT,
+                    help="train with the run-time bound gain >= this x the LSA gain (0: without)")
+    ap.add_argument("--keep", type=float, default=0.0,
+                    help="extra weight of the error where speech is cut (estimate below the clean magnitude)")
     ap.add_argument("--stage", choices=("corpus", "feats", "train", "all"), default="all")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -310,7 +352,7 @@ def main() -> int:
     if args.stage in ("feats", "all") and not feats.exists():
         extract(corpus, feats)
     if args.stage in ("train", "all"):
-        train(feats, args.out, args.hidden, args.epochs, args.seed)
+        train(feats, args.out, args.hidden, args.epochs, args.seed, args.keep, args.stoi, args.lsa_cut)
     return 0
 
 

@@ -10,10 +10,12 @@ maps its state to four coefficients per band, interpolated to every FFT bin, tha
 gain from the bin's own evidence::
 
     z = a * log G + b * log(P / noise) + c * spp + d
-    gain = max(sigmoid(z), g_min)
+    gain = max(sigmoid(z), LSA_CUT * G, g_min)
 
 so the per-bin resolution of the LSA gain (harmonics, hum lines) is kept while the network decides, per
-band and moment, how far to trust it. Weights are trained offline (``tools/train_voicefocus_net.py``,
+band and moment, how far to trust it. The network may cut at most 12 dB more than the LSA gain: without
+that bound it removes parts of the talker in loud babble (STOI -0.07 at 0 dB), with it babble STOI stays
+within the bound while most of the PESQ gain remains. Weights are trained offline (``tools/train_voicefocus_net.py``,
 torch) and shipped as ``voicefocus_net.npz`` next to this module; inference is plain numpy.
 """
 
@@ -35,6 +37,7 @@ WEIGHTS = Path(__file__).with_name("voicefocus_net.npz")
 NB = 24  # bands
 NFEAT = 6 * NB  # network input size
 NCOEF = 4  # per-band coefficients of the per-bin log gain
+LSA_CUT = 0.25  # the gain is at least this times the MMSE-LSA gain (-12 dB)
 
 
 class WeightsError(ValueError):
@@ -105,19 +108,19 @@ class LearnedVoiceFocus(VoiceFocus):
                  weights: Path | None = None) -> None:
         super().__init__(config, enabled=enabled)
         wts = load_weights(weights or WEIGHTS)
-        self.hidden = h = wts["w_hh"].shape[1]
+        self.hidden = wts["w_hh"].shape[1]
         # input normalisation and biases folded into the weights (inputs get a trailing constant 1)
+        # (the input product in float32: its features are logs of powers, well within its precision)
         w_ih = wts["w_ih"] / wts["feat_std"]
-        self._w_ih = np.ascontiguousarray(np.c_[w_ih, wts["b_ih"] - w_ih @ wts["feat_mean"]])
+        self._w_ih = np.ascontiguousarray(np.c_[w_ih, wts["b_ih"] - w_ih @ wts["feat_mean"]], dtype=np.float32)
         self._w_hh = np.ascontiguousarray(np.c_[wts["w_hh"], wts["b_hh"]])
-        # output layer followed by band -> bin interpolation, as one (NCOEF * NBINS) x (h + 1) matrix
-        w_out = np.c_[wts["w_out"], wts["b_out"]].reshape(NCOEF, NB, h + 1)
-        self._w_bins = np.ascontiguousarray(np.einsum("cbh,bk->ckh", w_out, band_matrix()).reshape(-1, h + 1))
+        self._w_out = np.ascontiguousarray(np.c_[wts["w_out"], wts["b_out"]])
         self._init_features()
 
     def _init_features(self) -> None:
-        self._bt = np.ascontiguousarray(band_matrix().T)  # NBINS x NB: band sums and interpolation
-        self._feat = np.zeros(NFEAT + 1)  # network input, then a constant 1 (bias)
+        self._bw = band_matrix()  # NB x NBINS: band -> bin interpolation
+        self._bt = np.ascontiguousarray(self._bw.T)  # NBINS x NB: band sums
+        self._feat = np.zeros(NFEAT + 1, dtype=np.float32)  # network input, then a constant 1 (bias)
         self._feat[NFEAT] = 1.0
         self._hb = np.zeros(self.hidden + 1)  # GRU state, then a constant 1 (bias)
         self._hb[self.hidden] = 1.0
@@ -129,9 +132,9 @@ class LearnedVoiceFocus(VoiceFocus):
     def reset(self) -> None:
         """Forget all state (noise estimate, GRU state): as freshly constructed, same weights."""
         cfg, enabled = self.cfg, self.enabled
-        keep = (self._w_ih, self._w_hh, self._w_bins)
+        keep = (self._w_ih, self._w_hh, self._w_out)
         VoiceFocus.__init__(self, cfg, enabled=enabled)
-        self._w_ih, self._w_hh, self._w_bins = keep
+        self._w_ih, self._w_hh, self._w_out = keep
         self._init_features()
 
     def _features(self, G: F64, P: F64, lam: F64, xi: F64) -> None:
@@ -172,9 +175,12 @@ class LearnedVoiceFocus(VoiceFocus):
         hh -= cand  # h = (1 - z) cand + z h = cand + z (h - cand)
         hh *= rz[n:]
         hh += cand
-        # per-bin coefficients (band outputs interpolated, folded into one matrix), per-bin logit
-        z = np.einsum("ij,ij->j", (self._w_bins @ hb).reshape(NCOEF, NBINS), self._ev)
+        # per-band coefficients interpolated to the bins, per-bin logit
+        z = np.einsum("ij,ij->j", (self._w_out @ hb).reshape(NCOEF, NB) @ self._bw, self._ev)
         expit(z, out=z)  # exp(-softplus(-z))
+        # never more than LSA_CUT below the LSA gain (nor below its floor): where the network cannot
+        # tell the talker from the noise (babble at 0 dB) it must not delete what LSA keeps
+        np.maximum(z, G * LSA_CUT, out=z)
         np.maximum(z, self._gmin, out=z)
         out: F64 = z
         return out
