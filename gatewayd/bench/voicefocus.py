@@ -17,6 +17,8 @@ Bounds (exit 1 when any is missed; exit 2 when the harness cannot be run):
   STOI gain >= 0 on each corpus, and >= -0.02 on babble on each;
   >= 150x real time on one core, p99 frame time < 1 ms.
 ``--dev`` also evaluates held-out dev corpora (another --seed), reported but not bound-checked.
+``--backend`` picks the suppressor measured (``learned``, the default, or ``builtin``); both go through the
+same harness factories (``media.voicefocus:make_learned_suppressor`` / ``make_suppressor``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE
-from media.voicefocus import BACKENDS, create
+from media.voicefocus import BACKENDS, DEFAULT_BACKEND, create
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def speech_like(seconds: float, seed: int = 1) -> np.ndarray:
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
-def measure_speed(seconds: float = 60.0, cpu: int | None = None, backend: str = "builtin") -> dict[str, Any]:
+def measure_speed(seconds: float = 60.0, cpu: int | None = None, backend: str = DEFAULT_BACKEND) -> dict[str, Any]:
     """RTF and per-frame times of one VoiceFocus (of ``backend``) on one core (affinity restored afterwards)."""
     x = speech_like(seconds)
     frames = [x[i:i + FRAME_SAMPLES] for i in range(0, len(x) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
@@ -246,7 +248,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "voicefocus", help="VoiceFocus noise suppression: speed + quality (shared harness) vs bounds",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=BACKENDS, default="builtin", help="suppressor to measure (default %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="suppressor to measure (default %(default)s)")
     p.add_argument("--json", action="store_true", help="JSON on stdout (the harness's tables go to stderr)")
     p.add_argument("--harness", type=Path, default=DEFAULT_HARNESS, help="shared harness dir (default %(default)s)")
     p.add_argument("--harness-python", default=os.environ.get("GATEWAYD_NS_PYTHON", DEFAULT_PYTHON),

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from media.frame import SAMPLE_RATE
-from media.voicefocus import BACKENDS, enhance_with
+from media.voicefocus import BACKENDS, DEFAULT_BACKEND, enhance_with
 from media.wav import WavError, read_wav, write_wav
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN.wav", help="any PCM WAV file")
     p.add_argument("output", metavar="OUT.wav", help="written as 8 kHz 16-bit mono")
-    p.add_argument("--backend", choices=BACKENDS, default="builtin", help="suppressor (default %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="suppressor (default %(default)s)")
     p.set_defaults(func=run)
 
 

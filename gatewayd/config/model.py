@@ -205,9 +205,9 @@ BucketConfig = LocalBucketConfig | S3BucketConfig
 # ------------------------------------------------------------------------------------------ the rest
 @dataclass(frozen=True)
 class MediaConfig:
-    voicefocus_backend: Literal["builtin", "learned"] = field(default="builtin", metadata=doc(
-        "VoiceFocus implementation: builtin (media/voicefocus: numpy MMSE-LSA) or learned (the same "
-        "with its gain refined by a small GRU; numpy inference, weights shipped with the package)."))
+    voicefocus_backend: Literal["builtin", "learned"] = field(default="learned", metadata=doc(
+        "VoiceFocus implementation: learned (numpy MMSE-LSA with its gain refined by a small GRU; numpy "
+        "inference, weights shipped with the package) or builtin (the MMSE-LSA suppressor alone)."))
     record_max_s: float = field(default=3600.0, metadata=doc(
         "RecordAudio length cap when DurationInSeconds is absent.", min=1))
     upload_wait_s: float = field(default=10.0, metadata=doc(

@@ -165,3 +165,16 @@ def test_bad_weights_files_give_clear_errors(tmp_path: Path) -> None:
         load_weights(_write(tmp_path / "c.npz", **{**good, "b_out": bad}))
     with pytest.raises(WeightsError):
         LearnedVoiceFocus(weights=tmp_path / "b.npz")
+
+
+@pytest.mark.parametrize("backend, cls", [("learned", LearnedVoiceFocus), ("builtin", VoiceFocus)])
+def test_config_selects_backend_for_legs(backend: str, cls: type) -> None:
+    from gatewayd.config.model import Config, MediaConfig
+    from gatewayd.factories import media_factories
+
+    assert Config().media.voicefocus_backend == "learned"
+    mf = media_factories(Config(media=MediaConfig(voicefocus_backend=backend)))  # type: ignore[arg-type]
+    assert mf.suppressor is not None
+    a, b = mf.suppressor(), mf.suppressor()
+    assert type(a) is cls and a is not b  # one per leg
+    assert not a.enabled  # created off: the first enable cross-fades in
