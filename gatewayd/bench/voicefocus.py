@@ -248,7 +248,8 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "voicefocus", help="VoiceFocus noise suppression: speed + quality (shared harness) vs bounds",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="suppressor to measure (default %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="suppressor to measure (default %(default)s)")
     p.add_argument("--json", action="store_true", help="JSON on stdout (the harness's tables go to stderr)")
     p.add_argument("--harness", type=Path, default=DEFAULT_HARNESS, help="shared harness dir (default %(default)s)")
     p.add_argument("--harness-python", default=os.environ.get("GATEWAYD_NS_PYTHON", DEFAULT_PYTHON),

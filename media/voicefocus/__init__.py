@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from media.voicefocus.core import FRAME, VoiceFocus, VoiceFocusConfig, enhance
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "FRAME", "Backend", "VoiceFocus", "VoiceFocusConfig", "create", "enhance", "enhance_with",
-           "make_learned_suppressor", "make_suppressor"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "FRAME", "Backend", "VoiceFocus", "VoiceFocusConfig", "create", "enhance",
+           "enhance_with", "make_learned_suppressor", "make_suppressor"]
 
 Backend = Literal["builtin", "learned"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
