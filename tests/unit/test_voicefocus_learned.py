@@ -126,14 +126,15 @@ def test_reduces_noise_and_keeps_speech() -> None:
     assert np.corrcoef(y[FS:], ref[FS:])[0, 1] > 0.9
 
 
-def test_toggle_cross_fades_like_builtin() -> None:
+def test_disabled_is_a_delay_then_enabling_suppresses() -> None:
     vf = create("learned", enabled=False)
-    x = noisy_speech(1.0)
-    y = run(vf, x[:10 * FRAME])
-    assert np.array_equal(y[LAT:], x[:9 * FRAME])  # disabled: a plain delay
+    x = np.rint(np.random.default_rng(9).standard_normal(3 * FS) * 1000).astype(np.int16)
+    y = run(vf, x[:FS])
+    assert np.array_equal(y[LAT:], x[:FS - LAT])  # disabled: a plain delay
     vf.set_enabled(True)
-    y2 = run(vf, x[10 * FRAME:])
-    assert y2.shape == (len(x) - 10 * FRAME,)
+    y2 = run(vf, x[FS:])
+    assert y2.shape == (2 * FS,)
+    assert 10 * np.log10(power(x[2 * FS:]) / power(y2[FS:])) >= 10.0  # suppressing once enabled
 
 
 def test_shipped_weights_load_with_expected_shapes() -> None:
