@@ -170,15 +170,19 @@ def media_factories(cfg: Config) -> MediaFactories:
         sender = DtmfSender(digits, tone_ms=tone_ms, gap_ms=gap_ms)
         return sender.read(sender.total_samples)
 
+    backend = cfg.media.voicefocus_backend  # one of the config model's VoiceFocusBackend values
+
     def load_suppressor() -> None:
-        import media.voicefocus  # noqa: F401 - scipy (~18 MB, 0.2 s): loaded on the first VoiceFocus action only
+        # scipy (~18 MB, 0.2 s) and the backend's weights: on the first VoiceFocus action only, off the media
+        # path; a backend that cannot be built fails that action, not the daemon
+        from media.voicefocus import create
+
+        create(backend)
 
     def suppressor() -> Any:
-        from media.voicefocus import VoiceFocus  # already loaded by load_suppressor: a dictionary lookup
+        from media.voicefocus import create  # already loaded by load_suppressor: a dictionary lookup
 
-        return VoiceFocus(enabled=False)  # created off: the first enable cross-fades in over one frame
+        return create(backend, enabled=False)  # created off: the first enable cross-fades in over one frame
 
-    if cfg.media.voicefocus_backend != "builtin":
-        raise ValueError(f"unknown VoiceFocus backend {cfg.media.voicefocus_backend!r}")
     return MediaFactories(dtmf_detector=DtmfDetector, dtmf_generator=generate, suppressor=suppressor,
                           load_suppressor=load_suppressor)

@@ -17,6 +17,8 @@ Bounds (exit 1 when any is missed; exit 2 when the harness cannot be run):
   STOI gain >= 0 on each corpus, and >= -0.02 on babble on each;
   >= 150x real time on one core, p99 frame time < 1 ms.
 ``--dev`` also evaluates held-out dev corpora (another --seed), reported but not bound-checked.
+``--backend`` picks the suppressor measured (``learned``, the default, or ``builtin``); both go through the
+same harness factories (``media.voicefocus:make_learned_suppressor`` / ``make_suppressor``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from gatewayd.config.model import DEFAULT_VOICEFOCUS_BACKEND, VOICEFOCUS_BACKENDS
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_HARNESS = REPO.parent / "shared" / "bench" / "ns"
 DEFAULT_PYTHON = "/tmp/nsvenv/bin/python"
 HARNESS_PACKAGES = ["numpy", "scipy", "soundfile", "pesq", "pystoi"]
-METHOD = "media.voicefocus:make_suppressor"
+METHODS = {"builtin": "media.voicefocus:make_suppressor", "learned": "media.voicefocus:make_learned_suppressor"}
+METHOD = METHODS["builtin"]
 DEV_SEED = 777
 
 PESQ_MIN = {"synthetic": 0.60, "natural": 0.55}
@@ -90,9 +94,10 @@ def speech_like(seconds: float, seed: int = 1) -> np.ndarray:
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
-def measure_speed(seconds: float = 60.0, cpu: int | None = None) -> dict[str, Any]:
-    """RTF and per-frame times of one VoiceFocus on one core (affinity restored afterwards)."""
-    from media.voicefocus import VoiceFocus  # scipy: loaded by this benchmark only, not by every gatewayd process
+def measure_speed(seconds: float = 60.0, cpu: int | None = None,
+                  backend: str = DEFAULT_VOICEFOCUS_BACKEND) -> dict[str, Any]:
+    """RTF and per-frame times of one VoiceFocus (of ``backend``) on one core (affinity restored afterwards)."""
+    from media.voicefocus import create  # scipy: loaded by this benchmark only, not by every gatewayd process
 
     x = speech_like(seconds)
     frames = [x[i:i + FRAME_SAMPLES] for i in range(0, len(x) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
@@ -101,10 +106,10 @@ def measure_speed(seconds: float = 60.0, cpu: int | None = None) -> dict[str, An
     if old is not None:
         os.sched_setaffinity(0, {core})
     try:
-        warm = VoiceFocus()
+        warm = create(backend)
         for fr in frames[:200]:
             warm.process(fr)
-        vf = VoiceFocus()
+        vf = create(backend)
         times = np.empty(len(frames))
         pc = time.perf_counter
         c0 = time.process_time()
@@ -120,7 +125,7 @@ def measure_speed(seconds: float = 60.0, cpu: int | None = None) -> dict[str, An
     ms = times * 1000
     return dict(cpu=core, audio_s=audio_s, cpu_s=cpu_s, rtf=audio_s / cpu_s if cpu_s > 0 else float("inf"),
                 p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-                max_ms=float(ms.max()), frames=len(frames), latency_ms=VoiceFocus.latency_samples / 8.0,
+                max_ms=float(ms.max()), frames=len(frames), latency_ms=vf.latency_samples / 8.0,
                 loadavg=_loadavg())
 
 
@@ -172,30 +177,30 @@ def ensure_corpus(python: str, harness: Path, c: Corpus) -> None:
 
 
 def evaluate(python: str, harness: Path, c: Corpus, out: Path, jobs: int,
-             max_clips: int | None) -> tuple[dict[str, Any], str]:
+             max_clips: int | None, method: str = METHOD) -> tuple[dict[str, Any], str]:
     """Run eval_ns.py on one corpus; returns (our summary entry, the harness's markdown tables)."""
-    d = out / c.name
+    d = out / method.rsplit(":", 1)[-1] / c.name
     d.mkdir(parents=True, exist_ok=True)
     for f in d.glob("quality_*.jsonl"):
         f.unlink()
-    cmd = [python, "eval_ns.py", "--corpus", str(c.path), "--out", str(d), "--methods", METHOD, "--jobs", str(jobs)]
+    cmd = [python, "eval_ns.py", "--corpus", str(c.path), "--out", str(d), "--methods", method, "--jobs", str(jobs)]
     if max_clips:
         cmd += ["--max-clips", str(max_clips)]
     _run(cmd, harness, f"eval_ns.py on {c.name}")
-    tables = _run([python, "eval_ns.py", "--summarize", "--out", str(d), "--methods", METHOD], harness,
+    tables = _run([python, "eval_ns.py", "--summarize", "--out", str(d), "--methods", method], harness,
                   f"eval_ns.py --summarize on {c.name}")
-    summary = parse_summary(d / "summary.json")
+    summary = parse_summary(d / "summary.json", method)
     return summary, tables
 
 
-def parse_summary(path: Path) -> dict[str, Any]:
+def parse_summary(path: Path, method: str = METHOD) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise HarnessError(f"cannot read the harness summary {path}: {e}") from e
-    if METHOD not in data:
-        raise HarnessError(f"harness summary {path} has no entry for {METHOD}")
-    s = data[METHOD]
+    if method not in data:
+        raise HarnessError(f"harness summary {path} has no entry for {method}")
+    s = data[method]
     try:
         return dict(clips=int(s["n_clips"]), mixtures=int(s["all"]["n"]),
                     d_pesq=float(s["all"]["d_pesq"]), d_stoi=float(s["all"]["d_stoi"]),
@@ -246,6 +251,8 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "voicefocus", help="VoiceFocus noise suppression: speed + quality (shared harness) vs bounds",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=VOICEFOCUS_BACKENDS, default=DEFAULT_VOICEFOCUS_BACKEND,
+                   help="suppressor to measure (default %(default)s)")
     p.add_argument("--json", action="store_true", help="JSON on stdout (the harness's tables go to stderr)")
     p.add_argument("--harness", type=Path, default=DEFAULT_HARNESS, help="shared harness dir (default %(default)s)")
     p.add_argument("--harness-python", default=os.environ.get("GATEWAYD_NS_PYTHON", DEFAULT_PYTHON),
@@ -265,15 +272,16 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     w = sys.stderr if args.json else sys.stdout
-    result: dict[str, Any] = dict(bounds=dict(pesq_gain_min=PESQ_MIN, stoi_gain_min=STOI_MIN,
+    result: dict[str, Any] = dict(backend=args.backend, bounds=dict(pesq_gain_min=PESQ_MIN, stoi_gain_min=STOI_MIN,
                                               stoi_gain_babble_min=STOI_BABBLE_MIN, rtf_min=RTF_MIN,
                                               p99_frame_ms_max=P99_MAX_MS))
     missed: list[str] = []
     if not args.skip_speed:
-        sp = measure_speed(args.speed_seconds)
+        sp = measure_speed(args.speed_seconds, backend=args.backend)
         result["speed"] = sp
         missed += check_speed(sp)
-        w.write(f"speed (1 core, cpu {sp['cpu']}): {sp['rtf']:.0f}x real time, p50 {sp['p50_ms']:.3f} ms, "
+        w.write(f"speed ({args.backend} backend, 1 core, cpu {sp['cpu']}): {sp['rtf']:.0f}x real time, "
+                f"p50 {sp['p50_ms']:.3f} ms, "
                 f"p99 {sp['p99_ms']:.3f} ms, max {sp['max_ms']:.3f} ms per 20 ms frame; latency "
                 f"{sp['latency_ms']:.0f} ms; load average {sp['loadavg']}\n")
     if not args.skip_quality:
@@ -285,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
             python = ensure_python(args.harness_python, not args.no_create_venv)
             for c in corpora(args.corpus_dir, args.dev):
                 ensure_corpus(python, harness, c)
-                s, tables = evaluate(python, harness, c, args.out, args.jobs, args.max_clips)
+                s, tables = evaluate(python, harness, c, args.out, args.jobs, args.max_clips, METHODS[args.backend])
                 s["subset"] = bool(args.max_clips)
                 result["quality"][c.name] = s
                 w.write(f"\n## {c.name} corpus ({c.path}, {s['mixtures']} mixtures, {s['clips']} clean clips)\n\n")

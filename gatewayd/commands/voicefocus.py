@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from gatewayd.config.model import DEFAULT_VOICEFOCUS_BACKEND, VOICEFOCUS_BACKENDS
 from media.frame import SAMPLE_RATE
 from media.wav import WavError, read_wav, write_wav
 
@@ -29,6 +30,8 @@ def register(sub: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN.wav", help="any PCM WAV file")
     p.add_argument("output", metavar="OUT.wav", help="written as 8 kHz 16-bit mono")
+    p.add_argument("--backend", choices=VOICEFOCUS_BACKENDS, default=DEFAULT_VOICEFOCUS_BACKEND,
+                   help="suppressor (default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -38,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     except WavError as e:
         sys.stderr.write(f"gatewayd voicefocus: {args.input}: {e}\n")
         return EX_DATAERR
-    from media.voicefocus import enhance  # scipy: loaded by this command only, not by every gatewayd process
+    from media.voicefocus import enhance_with  # scipy: loaded by this command only, not by every gatewayd process
 
     t0 = time.process_time()
-    y = enhance(x)
+    y = enhance_with(x, args.backend)
     cpu = time.process_time() - t0
     try:
         write_wav(args.output, y)

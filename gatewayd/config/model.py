@@ -11,7 +11,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+#: VoiceFocus implementations (media.voicefocus.BACKENDS, named here so that the CLI and the config do not load
+#: scipy to list them); learned meets issue 4's bounds and beats builtin (docs/voicefocus.md)
+VoiceFocusBackend = Literal["builtin", "learned"]
+VOICEFOCUS_BACKENDS: tuple[str, ...] = get_args(VoiceFocusBackend)
+DEFAULT_VOICEFOCUS_BACKEND: VoiceFocusBackend = "learned"
 
 HANDLER_RE = re.compile(r"^(python:[A-Za-z_][\w.]*:[A-Za-z_]\w*|https?://\S+|arn:aws:lambda:\S+|[A-Za-z0-9_-]{1,140})$")
 # Call-progress tone plans of media.progress (ISO 3166 codes; uk for the United Kingdom).
@@ -225,8 +231,9 @@ BucketConfig = LocalBucketConfig | S3BucketConfig
 # ------------------------------------------------------------------------------------------ the rest
 @dataclass(frozen=True)
 class MediaConfig:
-    voicefocus_backend: Literal["builtin"] = field(default="builtin", metadata=doc(
-        "VoiceFocus implementation (media/voicefocus: numpy MMSE-LSA)."))
+    voicefocus_backend: VoiceFocusBackend = field(default=DEFAULT_VOICEFOCUS_BACKEND, metadata=doc(
+        "VoiceFocus implementation: learned (numpy MMSE-LSA with its gain refined by a small GRU; numpy "
+        "inference, weights shipped with the package) or builtin (the MMSE-LSA suppressor alone)."))
     record_max_s: float = field(default=3600.0, metadata=doc(
         "RecordAudio length cap when DurationInSeconds is absent.", min=1))
     upload_wait_s: float = field(default=10.0, metadata=doc(

@@ -131,6 +131,7 @@ class VoiceFocus:
         self._noise: F64 | None = None
         self._spp_avg = np.zeros(NBINS)
         self._s_prev = np.zeros(NBINS)
+        self._spp = np.zeros(NBINS)
         self._X = np.empty(NBINS, dtype=np.complex128)
         self._y = np.empty(NFFT)
         self._lsa_v, self._lsa_f = _lsa_table()
@@ -278,6 +279,7 @@ class VoiceFocus:
         sa += 0.1 * spp
         if float(sa.max()) > 0.99:
             spp = np.where(sa > 0.99, np.minimum(spp, 0.99), spp)
+        self._spp = spp.copy()  # kept for gain post-processing (_final_gain)
         # lam += (1 - an) * (1 - spp) * (P - lam)
         d = P - lam
         spp -= 1.0
@@ -300,7 +302,7 @@ class VoiceFocus:
         G *= w
         np.minimum(G, 1.0, out=G)
         np.maximum(G, self._g_min, out=G)
-        X *= G
+        X *= self._final_gain(G, P, lam, xi)
         G *= G
         G *= P
         G *= cfg.alpha_dd
@@ -308,6 +310,16 @@ class VoiceFocus:
         y = _irfft(X, self._y)
         y *= self._win
         return y
+
+    def _final_gain(self, G: F64, P: F64, lam: F64, xi: F64) -> F64:
+        """The gain applied to the spectrum. Here the MMSE-LSA gain ``G`` itself.
+
+        A subclass may return another array (it must not modify ``G``, which feeds the
+        decision-directed recursion): ``P`` is the block's power spectrum, ``lam`` the noise estimate
+        the gain was computed against (x ``over``), ``xi`` the a-priori SNR, ``self._spp`` the
+        speech-presence probability; ``self._noise`` the tracker's noise estimate.
+        """
+        return G
 
 
 def enhance(samples: npt.ArrayLike, config: VoiceFocusConfig | None = None) -> I16:

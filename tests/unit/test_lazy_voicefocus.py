@@ -29,4 +29,4 @@ def test_voicefocus_loads_on_first_use_only() -> None:
     r = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=False)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["[]", "VoiceFocus", "False", "True"]
+    assert r.stdout.split() == ["[]", "LearnedVoiceFocus", "False", "True"]  # the default backend

@@ -37,6 +37,30 @@ def test_command_any_wav_to_8k_mono_with_less_noise(tmp_path: Path, capsys: pyte
     assert "out.wav" in capsys.readouterr().out
 
 
+def test_command_backend_choice(tmp_path: Path) -> None:
+    """--backend picks the suppressor; the default is the learned one."""
+    from media.voicefocus import enhance, enhance_with
+
+    rng = np.random.default_rng(2)
+    t = np.arange(2 * 8000) / 8000
+    x = np.clip(4000 * np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+                + rng.standard_normal(len(t)) * 1500, -32768, 32767).astype(np.int16)
+    src = tmp_path / "in.wav"
+    write_pcm(src, x, 8000, 1)
+    outs = {}
+    for args in ([], ["--backend", "builtin"], ["--backend", "learned"]):
+        dst = tmp_path / f"out{len(outs)}.wav"
+        assert main(["voicefocus", *args, str(src), str(dst)]) == 0
+        outs[" ".join(args)] = read_wav(dst)
+    assert np.array_equal(outs["--backend builtin"], enhance(x))
+    assert np.array_equal(outs["--backend learned"], enhance_with(x, "learned"))
+    assert np.array_equal(outs[""], outs["--backend learned"])
+    assert not np.array_equal(outs["--backend builtin"], outs["--backend learned"])
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "voicefocus", "--backend", "nope"])
+    assert e.value.code == 2
+
+
 def test_command_bad_input_clear_error_and_no_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
     src.write_bytes(b"this is not audio")
