@@ -157,7 +157,8 @@ class LabDut:
         if self._s3 is None:
             import boto3  # only for an s3:// DUT bucket
 
-            self._s3 = boto3.client("s3", endpoint_url=self.cfg.s3_endpoint_url or None)
+            # a session of its own: the credential chain read now, not what an earlier client cached
+            self._s3 = boto3.session.Session().client("s3", endpoint_url=self.cfg.s3_endpoint_url or None)
         root = self._cache / "s3" / bucket
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
