@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gatewayd.testing.prometheus import Metrics, scrape
 from media.frame import Samples
 from media.wav import read_wav, write_wav
 
@@ -301,28 +301,13 @@ class Dut:
                 return str(ln["state"])
         return "missing"
 
-    def metrics(self) -> dict[str, float]:
-        """The Prometheus exposition as ``{"name{labels}": value}``."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                with contextlib.suppress(ValueError):
-                    out[name] = float(value)
-        return out
+    def metrics(self) -> Metrics:
+        """The daemon's Prometheus metrics, parsed."""
+        return scrape(f"127.0.0.1:{self.metrics_port}")
 
     def metric(self, prefix: str, **labels: str) -> float:
         """Sum of the samples named ``prefix`` whose labels include ``labels``."""
-        total = 0.0
-        for name, value in self.metrics().items():
-            base, _, rest = name.partition("{")
-            if base != prefix:
-                continue
-            if all(f'{k}="{v}"' in rest for k, v in labels.items()):
-                total += value
-        return total
+        return self.metrics().value(prefix, **labels)
 
 
 def silence(seconds: float) -> Samples:

@@ -54,5 +54,10 @@ def parse(text: str) -> Metrics:
 
 def scrape(address: str, timeout: float = 5.0) -> Metrics:
     """GET ``http://ADDRESS/metrics`` (``address`` as in the config: ``host:port``)."""
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout) as r:
+    return scrape_url(f"http://{address}/metrics", timeout)
+
+
+def scrape_url(url: str, timeout: float = 5.0) -> Metrics:
+    """GET and parse a metrics endpoint by its full URL (a rig file's ``dut.metrics_url``)."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return parse(r.read().decode())

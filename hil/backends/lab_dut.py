@@ -22,12 +22,12 @@ import logging
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from gatewayd.commands.status import query
+from gatewayd.testing.prometheus import Metrics, scrape_url
 from hil.rig import DutConfig
 from media.frame import Samples
 from media.wav import read_wav, write_wav
@@ -199,24 +199,12 @@ class LabDut:
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> Metrics:
+        """The Pi's Prometheus metrics (``dut.metrics_url``), parsed."""
         if not self.cfg.metrics_url:
             raise LabDutError("the rig file has no dut.metrics_url")
-        with urllib.request.urlopen(self.cfg.metrics_url, timeout=5) as r:
-            text = r.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                with contextlib.suppress(ValueError):
-                    out[name] = float(value)
-        return out
+        return scrape_url(self.cfg.metrics_url)
 
     def metric(self, prefix: str, **labels: str) -> float:
         """Sum of the samples named ``prefix`` whose labels include ``labels``."""
-        total = 0.0
-        for name, value in self.metrics().items():
-            base, _, rest = name.partition("{")
-            if base == prefix and all(f'{k}="{v}"' in rest for k, v in labels.items()):
-                total += value
-        return total
+        return self.metrics().value(prefix, **labels)

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from media.voicefocus.core import FRAME, VoiceFocus, VoiceFocusConfig, enhance
+from media.voicefocus.core import FRAME, VoiceFocus, VoiceFocusConfig, enhance, run_offline
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "FRAME", "Backend", "VoiceFocus", "VoiceFocusConfig", "create", "enhance",
            "enhance_with", "make_learned_suppressor", "make_suppressor"]
@@ -35,17 +35,7 @@ def create(backend: str = DEFAULT_BACKEND, *, enabled: bool = True) -> VoiceFocu
 
 def enhance_with(samples: npt.ArrayLike, backend: str = DEFAULT_BACKEND) -> npt.NDArray[np.int16]:
     """:func:`enhance` with the given backend: whole signal, same streaming code, latency removed."""
-    x = np.asarray(samples, dtype=np.int16)
-    vf = create(backend)
-    lat = vf.latency_samples
-    n = len(x)
-    nfr = -(-(n + lat) // FRAME)
-    xp = np.zeros(nfr * FRAME, dtype=np.int16)
-    xp[:n] = x
-    out = np.empty(nfr * FRAME, dtype=np.int16)
-    for i in range(nfr):
-        out[i * FRAME:(i + 1) * FRAME] = vf.process(xp[i * FRAME:(i + 1) * FRAME])
-    return out[lat:lat + n]
+    return run_offline(create(backend), samples)
 
 
 def make_suppressor(**_ctx: Any) -> VoiceFocus:

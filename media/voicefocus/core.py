@@ -324,8 +324,12 @@ class VoiceFocus:
 
 def enhance(samples: npt.ArrayLike, config: VoiceFocusConfig | None = None) -> I16:
     """Run a whole signal through the streaming suppressor, latency removed (same length out)."""
+    return run_offline(VoiceFocus(config), samples)
+
+
+def run_offline(vf: VoiceFocus, samples: npt.ArrayLike) -> I16:
+    """A whole signal through ``vf`` frame by frame (the streaming code a leg runs), latency removed."""
     x = np.asarray(samples, dtype=np.int16)
-    vf = VoiceFocus(config)
     lat = vf.latency_samples
     n = len(x)
     nfr = -(-(n + lat) // FRAME)
