@@ -20,16 +20,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gatewayd.testing.prometheus import Metrics, scrape
+from gatewayd.commands.status import query
+from gatewayd.daemon import STATUS_SOCKET
+from hil.dut_view import DutView
 from media.frame import Samples
-from media.wav import read_wav, write_wav
+from media.wav import write_wav
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,12 @@ class DutError(Exception):
     pass
 
 
-class Dut:
+class Dut(DutView):
     """One gatewayd process. :meth:`start` returns once it said READY=1."""
 
     def __init__(self, workdir: Path, line: DutLine, prompts: Mapping[str, Samples] | None = None,
                  media: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
         self.workdir = workdir
         self.line = line
         self.line_name = str(line.entry["name"])
@@ -85,7 +88,6 @@ class Dut:
         self._media = dict(media or {})
         self._prompts = dict(prompts or {})
         self._log_offset = 0
-        self._transcript_offset = 0
         self._notify: socket.socket | None = None
         self._notify_thread: threading.Thread | None = None
         self.notifications: list[str] = []  # what the daemon sent to NOTIFY_SOCKET after READY=1
@@ -136,7 +138,7 @@ class Dut:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
-                    raise DutError(f"gatewayd did not become ready (exit {self.proc.poll()}):\n{self.log_tail()}")
+                    raise DutError(f"gatewayd did not become ready (exit {self.proc.poll()}):\n{self.whole_log_tail()}")
                 notify.settimeout(min(left, 0.2))
                 try:
                     msg = notify.recv(4096).decode()
@@ -204,69 +206,23 @@ class Dut:
 
     def mark(self) -> None:
         """Start of a scenario: :meth:`transcript`, :meth:`log_text` and :meth:`recordings` count from here."""
-        self._transcript_offset = self.transcript_path.stat().st_size if self.transcript_path.exists() else 0
+        self.mark_view()
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._recordings_before = set(self._all_recordings())
 
-    def transcript(self) -> list[dict[str, Any]]:
-        """Every invocation since :meth:`mark`: ``{"t", "event", "response"}``."""
-        if not self.transcript_path.exists():
-            return []
-        with open(self.transcript_path, "rb") as f:
-            f.seek(self._transcript_offset)
-            data = f.read()
-        return [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+    # ------------------------------------------------------------------ DutView: where things are
+    def _transcript_path(self) -> Path:
+        return self.transcript_path
 
-    def events(self, kind: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for entry in self.transcript():
-            ev = entry["event"]
-            if kind is not None and ev.get("InvocationEventType") != kind:
-                continue
-            if action is not None and (ev.get("ActionData") or {}).get("Type") != action:
-                continue
-            out.append(entry)
-        return out
-
-    def wait_event(self, kind: str, timeout: float, action: str | None = None, count: int = 1) -> dict[str, Any]:
-        """The ``count``-th invocation of ``kind`` (and action type) since :meth:`mark`."""
-        found = self.wait_until(lambda: len(self.events(kind, action)) >= count, timeout)
-        if not found:
-            kinds = [(e["event"].get("InvocationEventType"), (e["event"].get("ActionData") or {}).get("Type"))
-                     for e in self.transcript()]
-            raise AssertionError(f"no {kind} {action or ''} x{count} within {timeout} s; transcript: {kinds}\n"
-                                 f"log:\n{self.log_text()[-3000:]}")
-        return self.events(kind, action)[count - 1]
-
-    def wait_until(self, pred: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-        end = time.monotonic() + timeout
-        while True:
-            if pred():
-                return True
-            if time.monotonic() >= end:
-                return False
-            if not self.alive:
-                raise AssertionError(f"gatewayd exited ({self.proc.poll() if self.proc else None}):\n"
-                                     f"{self.log_tail()}")
-            time.sleep(step)
-
-    # ------------------------------------------------------------------ recordings, logs, metrics
     def _all_recordings(self) -> list[Path]:
         return sorted((self.buckets / RECORDINGS).rglob("*.wav"))
 
-    def recordings(self) -> list[Path]:
-        """WAV files that appeared in the recordings bucket since :meth:`mark`."""
-        before: set[Path] = getattr(self, "_recordings_before", set())
-        return [p for p in self._all_recordings() if p not in before]
+    def _metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def wait_recordings(self, n: int, timeout: float) -> list[Path]:
-        if not self.wait_until(lambda: len(self.recordings()) >= n, timeout):
-            raise AssertionError(f"{len(self.recordings())} recordings, expected {n}; log:\n{self.log_text()[-3000:]}")
-        return self.recordings()
-
-    @staticmethod
-    def read_recording(path: Path) -> Samples:
-        return read_wav(path)
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise AssertionError(f"gatewayd exited ({self.proc.poll() if self.proc else None}):\n"
+                                 f"{self.whole_log_tail()}")
 
     def log_text(self) -> str:
         if not self.log_path.exists():
@@ -275,39 +231,21 @@ class Dut:
             f.seek(self._log_offset)
             return f.read().decode(errors="replace")
 
-    def log_tail(self, n: int = 40) -> str:
+    def whole_log_tail(self, n: int = 40) -> str:
+        """The end of the daemon's log, marks aside (start-up failures, a daemon that died)."""
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
     def status(self) -> dict[str, Any]:
         """``gatewayd status``: the daemon's status socket (lines and their state, live calls, counters)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(str(self.workdir / "state" / "gatewayd.sock"))
-            s.sendall(b"status\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        out: dict[str, Any] = json.loads(data)
-        return out
+        return query(str(self.workdir / "state" / STATUS_SOCKET))
 
     def line_state(self) -> str:
         for ln in self.status()["lines"]:
             if ln["name"] == self.line_name:
                 return str(ln["state"])
         return "missing"
-
-    def metrics(self) -> Metrics:
-        """The daemon's Prometheus metrics, parsed."""
-        return scrape(f"127.0.0.1:{self.metrics_port}")
-
-    def metric(self, prefix: str, **labels: str) -> float:
-        """Sum of the samples named ``prefix`` whose labels include ``labels``."""
-        return self.metrics().value(prefix, **labels)
 
 
 def silence(seconds: float) -> Samples:

@@ -16,21 +16,19 @@ It never starts or stops the Pi's daemon: :meth:`stop` does nothing and :attr:`a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gatewayd.commands.status import query
-from gatewayd.testing.prometheus import Metrics, scrape_url
+from hil.dut_view import DutView
 from hil.rig import DutConfig
 from media.frame import Samples
-from media.wav import read_wav, write_wav
+from media.wav import write_wav
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +39,15 @@ class LabDutError(Exception):
     """The rig file does not say how to reach this part of the DUT, or it did not answer."""
 
 
-class LabDut:
+class LabDut(DutView):
+    poll_s = 0.1  # over the network
+
     def __init__(self, cfg: DutConfig, cache_dir: Path | None = None) -> None:
+        super().__init__()
         self.cfg = cfg
         self.line_name = cfg.line
         self._cache = cache_dir or Path(tempfile.mkdtemp(prefix="gatewayd-hil-dut-"))
-        self._transcript_offset = 0
         self._log_mark = ""
-        self._recordings_before: set[Path] = set()
         self._s3: Any = None
 
     # ------------------------------------------------------------------ life cycle (not ours)
@@ -101,49 +100,14 @@ class LabDut:
 
     def mark(self) -> None:
         """Start of a scenario: transcript, log and recordings count from here."""
-        if self.cfg.transcript_file:
-            p = Path(self.cfg.transcript_file)
-            self._transcript_offset = p.stat().st_size if p.exists() else 0
+        self.mark_view()
         self._log_mark = self._log_all() if self.cfg.log_command else ""
-        self._recordings_before = set(self._all_recordings())
 
-    def transcript(self) -> list[dict[str, Any]]:
-        path = self._file("transcript_file")
-        if not path.exists():
-            return []
-        with open(path, "rb") as f:
-            f.seek(self._transcript_offset)
-            data = f.read()
-        out = []
-        for line in data.decode(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):  # a line still being written through the mount
-                out.append(json.loads(line))
-        return out
+    def _transcript_path(self) -> Path:
+        return self._file("transcript_file")
 
-    def events(self, kind: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for entry in self.transcript():
-            ev = entry.get("event", entry)
-            if kind is not None and ev.get("InvocationEventType") != kind:
-                continue
-            if action is not None and (ev.get("ActionData") or {}).get("Type") != action:
-                continue
-            out.append(entry)
-        return out
-
-    def wait_event(self, kind: str, timeout: float, action: str | None = None, count: int = 1) -> dict[str, Any]:
-        if not self.wait_until(lambda: len(self.events(kind, action)) >= count, timeout):
-            raise AssertionError(f"no {kind} {action or ''} x{count} from the DUT within {timeout} s")
-        return self.events(kind, action)[count - 1]
-
-    def wait_until(self, pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-        end = time.monotonic() + timeout
-        while True:
-            if pred():
-                return True
-            if time.monotonic() >= end:
-                return False
-            time.sleep(step)
+    def _has_transcript(self) -> bool:
+        return bool(self.cfg.transcript_file)
 
     # ------------------------------------------------------------------ recordings
     def _all_recordings(self) -> list[Path]:
@@ -172,18 +136,6 @@ class LabDut:
                     self._s3.download_file(bucket, key, str(dest))
         return sorted(root.rglob("*.wav")) if root.exists() else []
 
-    def recordings(self) -> list[Path]:
-        return [p for p in self._all_recordings() if p not in self._recordings_before]
-
-    def wait_recordings(self, n: int, timeout: float) -> list[Path]:
-        if not self.wait_until(lambda: len(self.recordings()) >= n, timeout, step=0.5):
-            raise AssertionError(f"{len(self.recordings())} recordings from the DUT, expected {n}")
-        return self.recordings()
-
-    @staticmethod
-    def read_recording(path: Path) -> Samples:
-        return read_wav(path)
-
     # ------------------------------------------------------------------ log and metrics
     def _log_all(self) -> str:
         out = subprocess.run(list(self.cfg.log_command), capture_output=True, text=True, timeout=30, check=False)
@@ -196,15 +148,7 @@ class LabDut:
         text = self._log_all()
         return text[len(self._log_mark):] if text.startswith(self._log_mark) else text
 
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-n:])
-
-    def metrics(self) -> Metrics:
-        """The Pi's Prometheus metrics (``dut.metrics_url``), parsed."""
+    def _metrics_url(self) -> str:
         if not self.cfg.metrics_url:
             raise LabDutError("the rig file has no dut.metrics_url")
-        return scrape_url(self.cfg.metrics_url)
-
-    def metric(self, prefix: str, **labels: str) -> float:
-        """Sum of the samples named ``prefix`` whose labels include ``labels``."""
-        return self.metrics().value(prefix, **labels)
+        return self.cfg.metrics_url
