@@ -279,7 +279,7 @@ class VoiceFocus:
         sa += 0.1 * spp
         if float(sa.max()) > 0.99:
             spp = np.where(sa > 0.99, np.minimum(spp, 0.99), spp)
-        self._spp = spp.copy()  # kept for gain post-processing (_final_gain)
+        np.copyto(self._spp, spp)  # kept for gain post-processing (_final_gain)
         # lam += (1 - an) * (1 - spp) * (P - lam)
         d = P - lam
         spp -= 1.0

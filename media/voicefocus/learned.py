@@ -21,8 +21,10 @@ torch) and shipped as ``voicefocus_net.npz`` next to this module; inference is p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -101,25 +103,53 @@ def load_weights(path: Path = WEIGHTS) -> dict[str, F64]:
     return arrs
 
 
+@dataclass(frozen=True)
+class _Network:
+    """The weights as inference uses them, shared read-only by every leg."""
+
+    hidden: int
+    w_ih: npt.NDArray[np.float32]  # input normalisation and bias folded in (inputs end with a constant 1)
+    w_hh: F64  # bias folded in (the state ends with a constant 1)
+    w_out: F64
+
+
+def _readonly(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    a.flags.writeable = False
+    return a
+
+
+@lru_cache(maxsize=4)
+def _network(path: Path) -> _Network:
+    """Load the weights once per process and fold them for inference (not once per leg)."""
+    wts = load_weights(path)
+    w_ih = wts["w_ih"] / wts["feat_std"]
+    # the input product in float32: its features are logs of powers, well within its precision
+    return _Network(
+        hidden=wts["w_hh"].shape[1],
+        w_ih=_readonly(np.ascontiguousarray(np.c_[w_ih, wts["b_ih"] - w_ih @ wts["feat_mean"]], dtype=np.float32)),
+        w_hh=_readonly(np.ascontiguousarray(np.c_[wts["w_hh"], wts["b_hh"]])),
+        w_out=_readonly(np.ascontiguousarray(np.c_[wts["w_out"], wts["b_out"]])))
+
+
+@lru_cache(maxsize=1)
+def _bands() -> tuple[F64, F64]:
+    bw = band_matrix()
+    return _readonly(bw), _readonly(np.ascontiguousarray(bw.T))
+
+
 class LearnedVoiceFocus(VoiceFocus):
     """:class:`VoiceFocus` whose gain is refined by the GRU. Same streaming contract (20 ms latency)."""
 
     def __init__(self, config: VoiceFocusConfig | None = None, *, enabled: bool = True,
                  weights: Path | None = None) -> None:
         super().__init__(config, enabled=enabled)
-        wts = load_weights(weights or WEIGHTS)
-        self.hidden = wts["w_hh"].shape[1]
-        # input normalisation and biases folded into the weights (inputs get a trailing constant 1)
-        # (the input product in float32: its features are logs of powers, well within its precision)
-        w_ih = wts["w_ih"] / wts["feat_std"]
-        self._w_ih = np.ascontiguousarray(np.c_[w_ih, wts["b_ih"] - w_ih @ wts["feat_mean"]], dtype=np.float32)
-        self._w_hh = np.ascontiguousarray(np.c_[wts["w_hh"], wts["b_hh"]])
-        self._w_out = np.ascontiguousarray(np.c_[wts["w_out"], wts["b_out"]])
+        net = _network(weights or WEIGHTS)
+        self.hidden = net.hidden
+        self._w_ih, self._w_hh, self._w_out = net.w_ih, net.w_hh, net.w_out
         self._init_features()
 
     def _init_features(self) -> None:
-        self._bw = band_matrix()  # NB x NBINS: band -> bin interpolation
-        self._bt = np.ascontiguousarray(self._bw.T)  # NBINS x NB: band sums
+        self._bw, self._bt = _bands()  # NB x NBINS band -> bin interpolation; NBINS x NB band sums
         self._feat = np.zeros(NFEAT + 1, dtype=np.float32)  # network input, then a constant 1 (bias)
         self._feat[NFEAT] = 1.0
         self._hb = np.zeros(self.hidden + 1)  # GRU state, then a constant 1 (bias)
@@ -127,14 +157,10 @@ class LearnedVoiceFocus(VoiceFocus):
         self._ev = np.empty((NCOEF, NBINS))  # per-bin evidence: log G, log post, spp, 1
         self._ev[3] = 1.0
         self._stack = np.empty((5, NBINS))
-        self._gmin = self._g_min
 
     def reset(self) -> None:
         """Forget all state (noise estimate, GRU state): as freshly constructed, same weights."""
-        cfg, enabled = self.cfg, self.enabled
-        keep = (self._w_ih, self._w_hh, self._w_out)
-        VoiceFocus.__init__(self, cfg, enabled=enabled)
-        self._w_ih, self._w_hh, self._w_out = keep
+        VoiceFocus.__init__(self, self.cfg, enabled=self.enabled)
         self._init_features()
 
     def _features(self, G: F64, P: F64, lam: F64, xi: F64) -> None:
@@ -181,6 +207,6 @@ class LearnedVoiceFocus(VoiceFocus):
         # never more than LSA_CUT below the LSA gain (nor below its floor): where the network cannot
         # tell the talker from the noise (babble at 0 dB) it must not delete what LSA keeps
         np.maximum(z, G * LSA_CUT, out=z)
-        np.maximum(z, self._gmin, out=z)
+        np.maximum(z, self._g_min, out=z)
         out: F64 = z
         return out
