@@ -112,7 +112,7 @@ def build_line(lc: LineConfig, cfg: Config, *, supervise: bool = True) -> Line:
 
 
 def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
-    from drivers.modem.config import DEFAULT_HANGUP_EVENTS, ModemConfig
+    from drivers.modem.config import DEFAULT_HANGUP_EVENTS, POLARITY_EVENT, ModemConfig
     from drivers.modem.driver import ModemLine
     from drivers.modem.supervision import ToneSupervisor
     from media.progress import ProgressDetector
@@ -124,7 +124,7 @@ def _modem_line(lc: ModemLineConfig, supervise: bool = True) -> Line:
     if not supervise:
         events = tuple(e for e in events if e[0] not in ("b", "d"))
     if lc.hangup_on_polarity and supervise:
-        events = (*events, ("L", "polarity"))
+        events = (*events, POLARITY_EVENT)
     mc = ModemConfig(device=lc.device, name=lc.name, number=lc.number, baudrate=lc.baudrate, rtscts=lc.rtscts,
                      profile=None if lc.profile == "auto" else lc.profile, country=lc.gci,
                      extra_init=lc.extra_init, offer_after_rings=lc.rings_before_answer,

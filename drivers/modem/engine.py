@@ -68,7 +68,7 @@ from drivers.modem.at import (
     TextLine,
 )
 from drivers.modem.cid import CidCollector, CidRecord
-from drivers.modem.config import ModemConfig
+from drivers.modem.config import POLARITY_EVENT, ModemConfig
 from drivers.modem.dle import DleEvent, DleKind
 from drivers.modem.profiles import get_profile
 from drivers.modem.supervision import LineSupervisor, SilenceSupervisor
@@ -563,7 +563,7 @@ class ModemEngine:
         if reason is None:
             log.debug("DLE %r ignored", code)
             return
-        if reason == "polarity" and pts < self.config.polarity_guard_ms * SAMPLE_RATE // 1000:
+        if reason == POLARITY_EVENT[1] and pts < self.config.polarity_guard_ms * SAMPLE_RATE // 1000:
             log.info("%s: polarity reversal %d ms after the answer ignored (answer supervision)", self.config.name,
                      pts * 1000 // SAMPLE_RATE)
             return

@@ -89,8 +89,6 @@ class LegPort(pj.AudioMediaPort):  # type: ignore[misc]
 
     def onFrameReceived(self, frame: Any) -> None:
         media = self.media
-        if media.closed:
-            return
         try:
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
                 buf = frame.buf

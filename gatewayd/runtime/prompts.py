@@ -58,7 +58,7 @@ class PromptLoader:
         if samples.nbytes > self._cache_bytes:
             return
         self._cache[key] = (now, samples)
-        total = sum(s.nbytes for _, s in self._cache.values())
+        total = self.cached_bytes()
         while len(self._cache) > self._cache_size or total > self._cache_bytes:
             _, (_, old) = self._cache.popitem(last=False)
             total -= old.nbytes
