@@ -574,17 +574,12 @@ class ModemEngine:
         elif self._receiving:
             # the modem reports a tone (DLE d, b) a second or so after it began: cut where the software
             # detector saw it begin in the audio received so far
-            onsets = [p for s in self._supervisors for p in [self._tone_onset(s, reason)]
+            onsets = [p for s in self._supervisors for p in [s.tone_onset(reason)]
                       if p is not None and self._rx_base_pts <= p < tail]
             if onsets:
                 log.debug("%s: DLE %r at %d, the tone began at %d", self.config.name, code, pts, min(onsets))
                 tail = min(onsets)
         self._remote_end(reason, tail, now)
-
-    @staticmethod
-    def _tone_onset(supervisor: LineSupervisor, reason: str) -> int | None:
-        onset = getattr(supervisor, "tone_onset", None)
-        return onset(reason) if onset is not None else None
 
     def _on_stream_ended(self, mode: Mode, now: float) -> None:
         if self.state is not State.CALL:

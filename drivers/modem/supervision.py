@@ -41,6 +41,11 @@ class LineSupervisor(Protocol):
 
     def reset(self) -> None: ...
 
+    def tone_onset(self, reason: str) -> int | None:
+        """Where the signal behind ``reason`` began in the audio fed so far (pts), if this supervisor
+        can tell; the driver cuts there when the modem's own report ends the call first."""
+        ...
+
 
 class SilenceSupervisor:
     """Decide "silence" once the received audio stays below ``threshold`` for ``timeout_s``."""
@@ -74,6 +79,9 @@ class SilenceSupervisor:
         self._start = None
         self._decided = False
 
+    def tone_onset(self, reason: str) -> int | None:
+        return None  # silence has no tone (its start is reported with its own Disconnect)
+
 
 class ToneEvent(Protocol):
     @property
@@ -88,6 +96,8 @@ class ToneEvent(Protocol):
 
 class ToneDetector(Protocol):
     def process(self, frame: AudioFrame) -> Iterable[ToneEvent]: ...
+
+    def tone_onset(self, kind: str) -> int | None: ...
 
 
 # detector kind → RemoteHangup.reason (ringback and SIT do not mean the caller has gone)
@@ -121,9 +131,7 @@ class ToneSupervisor:
 
     def tone_onset(self, reason: str) -> int | None:
         """Where the tone behind ``reason`` (e.g. "dial-tone" from the modem's ``DLE d``) began in the
-        audio fed so far (pts), if the detector can tell (``tone_onset(kind)``); else None."""
-        onset = getattr(self._det, "tone_onset", None)
-        if onset is None:
-            return None
-        found = [p for kind, r in self.reasons.items() if r == reason for p in [onset(kind)] if p is not None]
+        audio fed so far (pts), if the detector can tell; else None."""
+        found = [p for kind, r in self.reasons.items() if r == reason for p in [self._det.tone_onset(kind)]
+                 if p is not None]
         return min(found) if found else None
