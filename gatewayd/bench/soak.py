@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from gatewayd.sdnotify import NotifyListener
+
 log = logging.getLogger(__name__)
 
 PEAK_BOUND_MB = 120.0
@@ -199,17 +201,15 @@ metrics:
 
 
 class Daemon:
-    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours, read all along (as systemd does: a
-    notification socket nobody reads fills up, and the daemon's next notification would block)."""
+    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.sdnotify.NotifyListener), read all
+    along (as systemd does: a notification socket nobody reads fills up, and the daemon's notifications
+    are dropped)."""
 
     def __init__(self, work: Path, config: str, env: dict[str, str]) -> None:
         self.config = work / "gatewayd.yaml"
         self.config.write_text(config)
         self.log = work / "gatewayd.log"
-        self.sock_path = work / "notify.sock"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.sock_path))
-        self.sock.settimeout(0.2)
+        self.listener = NotifyListener(work / "notify.sock")
         self.ready = threading.Event()
         self.notifications = 0
         self._closed = False
@@ -217,19 +217,19 @@ class Daemon:
         self._reader.start()
         with self.log.open("wb") as logf:
             self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config)],
-                                         env={**env, "NOTIFY_SOCKET": str(self.sock_path)}, cwd=work,
+                                         env={**env, "NOTIFY_SOCKET": self.listener.address}, cwd=work,
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
 
     def _read(self) -> None:
         while not self._closed:
             try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
+                got = self.listener.receive(0.2)
             except OSError:
                 return
+            if got is None:
+                continue
             self.notifications += 1
-            if b"READY=1" in data.split(b"\n"):
+            if got[0].get("READY") == "1":
                 self.ready.set()
 
     def wait_ready(self, timeout: float) -> None:
@@ -253,7 +253,7 @@ class Daemon:
                 self.proc.wait()
         self._closed = True
         self._reader.join(1.0)
-        self.sock.close()
+        self.listener.close()
         return self.proc.returncode
 
 
