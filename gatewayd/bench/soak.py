@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from gatewayd.sdnotify import NotifyListener
 
@@ -163,51 +164,14 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
-def _config(work: Path, sip_port: int, modems: Sequence[str], metrics: str, buckets: str,
-            log_level: str = "warning") -> str:
-    modem_lines = "".join(f"""
-  - type: modem
-    name: modem{k}
-    device: {dev}
-    rtscts: false""" for k, dev in enumerate(modems))
-    return f"""
-state_dir: {work}/state
-log_level: {log_level}
-lines:
-  - type: sip
-    name: trunk
-    bind_address: 127.0.0.1
-    port: {sip_port}{modem_lines}
-applications:
-  - name: voicemail
-    handler: python:gatewayd.handlers.voicemail:handler
-    environment:
-      VOICEMAIL_PROMPTS_BUCKET: {PROMPTS}
-      VOICEMAIL_BUCKET: {MESSAGES}
-      VOICEMAIL_PREFIX: soak
-rules:
-  - name: every-call
-    trigger_type: Line
-    trigger_value: "*"
-    target_applications:
-      - application: voicemail
-buckets:
-{buckets}
-media:
-  unknown_buckets: reject
-metrics:
-  address: {metrics}
-"""
-
-
 class Daemon:
     """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.sdnotify.NotifyListener), read all
     along (as systemd does: a notification socket nobody reads fills up, and the daemon's notifications
     are dropped)."""
 
-    def __init__(self, work: Path, config: str, env: dict[str, str]) -> None:
+    def __init__(self, work: Path, config: dict[str, Any], env: dict[str, str]) -> None:
         self.config = work / "gatewayd.yaml"
-        self.config.write_text(config)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
         self.log = work / "gatewayd.log"
         self.listener = NotifyListener(work / "notify.sock")
         self.ready = threading.Event()
@@ -272,7 +236,8 @@ def _daemon_env(extra: dict[str, str], arena: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) -> Iterator[tuple[str, dict[str, str]]]:
+def _buckets(args: argparse.Namespace, work: Path,
+             objects: dict[str, bytes]) -> Iterator[tuple[list[dict[str, Any]], dict[str, str]]]:
     """The buckets' config entries and the daemon's extra environment (S3 credentials)."""
     if args.bucket == "local":
         root = work / "buckets"
@@ -281,7 +246,7 @@ def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) ->
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         (root / MESSAGES).mkdir(parents=True, exist_ok=True)
-        yield "".join(f"  - type: local\n    name: {b}\n    root: {root}\n" for b in (PROMPTS, MESSAGES)), {}
+        yield [{"type": "local", "name": b, "root": str(root)} for b in (PROMPTS, MESSAGES)], {}
         return
     from gatewayd.testing.seaweedfs import SeaweedS3
 
@@ -291,10 +256,8 @@ def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) ->
             s3.create_bucket(b)
         for key, data in objects.items():
             client.put_object(Bucket=PROMPTS, Key=key, Body=data)
-        entries = "".join(f"  - type: s3\n    name: {b}\n    endpoint_url: {s3.endpoint_url}\n"
-                          f"    region: {s3.credentials.region}\n    addressing_style: path\n"
-                          for b in (PROMPTS, MESSAGES))
-        yield entries, s3.env()
+        yield [{"type": "s3", "name": b, "endpoint_url": s3.endpoint_url, "region": s3.credentials.region,
+                "addressing_style": "path"} for b in (PROMPTS, MESSAGES)], s3.env()
 
 
 class ModemSlot(threading.Thread):
@@ -360,6 +323,7 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
         MESSAGE_TEXT,
         message_audio,
         speak,
+        voicemail_config,
         voicemail_prompts,
         write_sipp_files,
     )
@@ -383,9 +347,12 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
         with _buckets(args, work, prompts.objects()) as (bucket_entries, bucket_env):
             sip_port = _free_port()
             metrics = f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}"
-            daemon = Daemon(work, _config(work, sip_port, [e.path for e in emus], metrics, bucket_entries,
-                                             args.log_level),
-                            _daemon_env(bucket_env, args.malloc_arena_max))
+            config = voicemail_config(
+                work / "state", sip_port=sip_port, modems=[e.path for e in emus], buckets=bucket_entries,
+                environment={"VOICEMAIL_PROMPTS_BUCKET": PROMPTS, "VOICEMAIL_BUCKET": MESSAGES,
+                             "VOICEMAIL_PREFIX": "soak"},
+                metrics=metrics, log_level=args.log_level)
+            daemon = Daemon(work, config, _daemon_env(bucket_env, args.malloc_arena_max))
             try:
                 daemon.wait_ready(60.0)
                 pid = daemon.proc.pid
