@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -222,16 +221,12 @@ class Daemon:
 
 
 def _daemon_env(extra: dict[str, str], arena: int) -> dict[str, str]:
-    import gatewayd
+    from gatewayd.testing.daemon_env import daemon_env
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY", "STATE_DIRECTORY",
-                        "MALLOC_ARENA_MAX")}
-    root = str(Path(gatewayd.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = daemon_env(**extra)
+    env.pop("MALLOC_ARENA_MAX", None)
     if arena > 0:
         env["MALLOC_ARENA_MAX"] = str(arena)
-    env.update(extra)
     return env
 
 
