@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -38,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+
+from gatewayd.sdnotify import NotifyListener
 
 log = logging.getLogger(__name__)
 
@@ -161,55 +163,16 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
-def _config(work: Path, sip_port: int, modems: Sequence[str], metrics: str, buckets: str,
-            log_level: str = "warning") -> str:
-    modem_lines = "".join(f"""
-  - type: modem
-    name: modem{k}
-    device: {dev}
-    rtscts: false""" for k, dev in enumerate(modems))
-    return f"""
-state_dir: {work}/state
-log_level: {log_level}
-lines:
-  - type: sip
-    name: trunk
-    bind_address: 127.0.0.1
-    port: {sip_port}{modem_lines}
-applications:
-  - name: voicemail
-    handler: python:gatewayd.handlers.voicemail:handler
-    environment:
-      VOICEMAIL_PROMPTS_BUCKET: {PROMPTS}
-      VOICEMAIL_BUCKET: {MESSAGES}
-      VOICEMAIL_PREFIX: soak
-rules:
-  - name: every-call
-    trigger_type: Line
-    trigger_value: "*"
-    target_applications:
-      - application: voicemail
-buckets:
-{buckets}
-media:
-  unknown_buckets: reject
-metrics:
-  address: {metrics}
-"""
-
-
 class Daemon:
-    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours, read all along (as systemd does: a
-    notification socket nobody reads fills up, and the daemon's next notification would block)."""
+    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.sdnotify.NotifyListener), read all
+    along (as systemd does: a notification socket nobody reads fills up, and the daemon's notifications
+    are dropped)."""
 
-    def __init__(self, work: Path, config: str, env: dict[str, str]) -> None:
+    def __init__(self, work: Path, config: dict[str, Any], env: dict[str, str]) -> None:
         self.config = work / "gatewayd.yaml"
-        self.config.write_text(config)
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
         self.log = work / "gatewayd.log"
-        self.sock_path = work / "notify.sock"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.sock_path))
-        self.sock.settimeout(0.2)
+        self.listener = NotifyListener(work / "notify.sock")
         self.ready = threading.Event()
         self.notifications = 0
         self._closed = False
@@ -217,19 +180,19 @@ class Daemon:
         self._reader.start()
         with self.log.open("wb") as logf:
             self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config)],
-                                         env={**env, "NOTIFY_SOCKET": str(self.sock_path)}, cwd=work,
+                                         env={**env, "NOTIFY_SOCKET": self.listener.address}, cwd=work,
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
 
     def _read(self) -> None:
         while not self._closed:
             try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
+                got = self.listener.receive(0.2)
             except OSError:
                 return
+            if got is None:
+                continue
             self.notifications += 1
-            if b"READY=1" in data.split(b"\n"):
+            if got[0].get("READY") == "1":
                 self.ready.set()
 
     def wait_ready(self, timeout: float) -> None:
@@ -253,26 +216,23 @@ class Daemon:
                 self.proc.wait()
         self._closed = True
         self._reader.join(1.0)
-        self.sock.close()
+        self.listener.close()
         return self.proc.returncode
 
 
 def _daemon_env(extra: dict[str, str], arena: int) -> dict[str, str]:
-    import gatewayd
+    from gatewayd.testing.daemon_env import daemon_env
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY", "STATE_DIRECTORY",
-                        "MALLOC_ARENA_MAX")}
-    root = str(Path(gatewayd.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = daemon_env(**extra)
+    env.pop("MALLOC_ARENA_MAX", None)
     if arena > 0:
         env["MALLOC_ARENA_MAX"] = str(arena)
-    env.update(extra)
     return env
 
 
 @contextlib.contextmanager
-def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) -> Iterator[tuple[str, dict[str, str]]]:
+def _buckets(args: argparse.Namespace, work: Path,
+             objects: dict[str, bytes]) -> Iterator[tuple[list[dict[str, Any]], dict[str, str]]]:
     """The buckets' config entries and the daemon's extra environment (S3 credentials)."""
     if args.bucket == "local":
         root = work / "buckets"
@@ -281,7 +241,7 @@ def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) ->
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         (root / MESSAGES).mkdir(parents=True, exist_ok=True)
-        yield "".join(f"  - type: local\n    name: {b}\n    root: {root}\n" for b in (PROMPTS, MESSAGES)), {}
+        yield [{"type": "local", "name": b, "root": str(root)} for b in (PROMPTS, MESSAGES)], {}
         return
     from gatewayd.testing.seaweedfs import SeaweedS3
 
@@ -291,10 +251,8 @@ def _buckets(args: argparse.Namespace, work: Path, objects: dict[str, bytes]) ->
             s3.create_bucket(b)
         for key, data in objects.items():
             client.put_object(Bucket=PROMPTS, Key=key, Body=data)
-        entries = "".join(f"  - type: s3\n    name: {b}\n    endpoint_url: {s3.endpoint_url}\n"
-                          f"    region: {s3.credentials.region}\n    addressing_style: path\n"
-                          for b in (PROMPTS, MESSAGES))
-        yield entries, s3.env()
+        yield [{"type": "s3", "name": b, "endpoint_url": s3.endpoint_url, "region": s3.credentials.region,
+                "addressing_style": "path"} for b in (PROMPTS, MESSAGES)], s3.env()
 
 
 class ModemSlot(threading.Thread):
@@ -360,6 +318,7 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
         MESSAGE_TEXT,
         message_audio,
         speak,
+        voicemail_config,
         voicemail_prompts,
         write_sipp_files,
     )
@@ -383,9 +342,12 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
         with _buckets(args, work, prompts.objects()) as (bucket_entries, bucket_env):
             sip_port = _free_port()
             metrics = f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}"
-            daemon = Daemon(work, _config(work, sip_port, [e.path for e in emus], metrics, bucket_entries,
-                                             args.log_level),
-                            _daemon_env(bucket_env, args.malloc_arena_max))
+            config = voicemail_config(
+                work / "state", sip_port=sip_port, modems=[e.path for e in emus], buckets=bucket_entries,
+                environment={"VOICEMAIL_PROMPTS_BUCKET": PROMPTS, "VOICEMAIL_BUCKET": MESSAGES,
+                             "VOICEMAIL_PREFIX": "soak"},
+                metrics=metrics, log_level=args.log_level)
+            daemon = Daemon(work, config, _daemon_env(bucket_env, args.malloc_arena_max))
             try:
                 daemon.wait_ready(60.0)
                 pid = daemon.proc.pid

@@ -80,9 +80,10 @@ def scratch_config(workdir: Path) -> Path:
 
 def time_to_ready(config: Path, workdir: Path) -> float:
     """One cold start: seconds from spawning ``gatewayd run`` to its READY=1; then a clean SIGTERM stop."""
+    from gatewayd.testing.daemon_env import daemon_env
+
     listener = NotifyListener(workdir / "notify.sock")
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    env["NOTIFY_SOCKET"] = listener.address
+    env = daemon_env(NOTIFY_SOCKET=listener.address)
     log = workdir / "gatewayd.stderr"
     try:
         with open(log, "wb") as err:

@@ -5,6 +5,7 @@ The handler (gatewayd/handlers/voicemail.py) plays a greeting and a beep, record
 the message back and hangs up. A caller therefore waits through the prompts, speaks, presses ``#`` and
 waits for the gateway to hang up.
 
+* :func:`voicemail_config`: a daemon config (dict, for YAML) whose every call goes to the voicemail handler;
 * :func:`voicemail_prompts`: a short greeting (espeak-ng) and a beep, 8 kHz WAV bytes for the prompts bucket;
 * :func:`message_audio`: what a SIP caller sends — silence over the prompts, the speech, the ``#`` tone
   in the audio (in-band DTMF), then silence while the message is played back;
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +40,28 @@ GREETING_TEXT = "Please leave a message after the tone."
 MESSAGE_TEXT = "Hello, this is Alice. Please call me back about the delivery on Tuesday."
 TONE_MS = 200  # the caller's '#'
 BEEP_SAMPLES = 3200  # 0.4 s, as the README's voicemail example
+
+
+def voicemail_config(state_dir: Path, *, sip_port: int, modems: Sequence[str | Path] = (),
+                     buckets: Sequence[dict[str, Any]], environment: dict[str, str], metrics: str,
+                     handler: str = "python:gatewayd.handlers.voicemail:handler",
+                     log_level: str | None = None) -> dict[str, Any]:
+    """One SIP line ``trunk`` on 127.0.0.1:``sip_port`` and one voice modem ``modem<k>`` per device in
+    ``modems``; every call to application ``voicemail`` (``handler``, with ``environment``: its buckets and
+    prefix); ``buckets`` as given (unknown buckets rejected); the metrics listener at ``metrics``."""
+    cfg: dict[str, Any] = {"state_dir": str(state_dir)}
+    if log_level is not None:
+        cfg["log_level"] = log_level
+    cfg["lines"] = [{"type": "sip", "name": "trunk", "bind_address": "127.0.0.1", "port": sip_port},
+                    *({"type": "modem", "name": f"modem{k}", "device": str(dev), "rtscts": False}
+                      for k, dev in enumerate(modems))]
+    cfg["applications"] = [{"name": "voicemail", "handler": handler, "environment": dict(environment)}]
+    cfg["rules"] = [{"name": "every-call", "trigger_type": "Line", "trigger_value": "*",
+                     "target_applications": [{"application": "voicemail"}]}]
+    cfg["buckets"] = list(buckets)
+    cfg["media"] = {"unknown_buckets": "reject"}
+    cfg["metrics"] = {"address": metrics}
+    return cfg
 
 
 def speak(text: str, voice: str = "en-us") -> Samples:

@@ -43,6 +43,7 @@ import yaml
 
 from gatewayd.commands.status import query
 from gatewayd.sdnotify import NotifyListener
+from gatewayd.testing.daemon_env import daemon_env as child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = "gatewayd-recordings"
@@ -144,14 +145,6 @@ def bucket_files(workdir: Path, bucket: str = RECORDINGS, pattern: str = "**/*.w
     """Objects of a local bucket made by :func:`sip_config` (sidecar/temp files excluded)."""
     root = workdir / "buckets" / bucket
     return sorted(p for p in root.glob(pattern) if p.is_file() and not p.name.startswith("."))
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY", "STATE_DIRECTORY")}
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(extra)
-    return env
 
 
 # ------------------------------------------------------------------ the daemon

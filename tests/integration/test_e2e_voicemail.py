@@ -30,6 +30,7 @@ from gatewayd.testing.voicemail_callers import (
     ModemCallResult,
     message_audio,
     speak,
+    voicemail_config,
     voicemail_prompts,
     write_sipp_files,
 )
@@ -46,49 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240
 
 PROMPTS = "vm-prompts"
 MESSAGES = "vm-messages"
-
-
-def voicemail_config(tmp: Path, s3: SeaweedS3, sip_port: int, modem: str, metrics: str, transcript: Path) -> str:
-    bucket = f"""    endpoint_url: {s3.endpoint_url}
-    region: {s3.credentials.region}
-    addressing_style: path"""
-    return f"""
-state_dir: {tmp}/state
-lines:
-  - type: sip
-    name: trunk
-    bind_address: 127.0.0.1
-    port: {sip_port}
-  - type: modem
-    name: modem0
-    device: {modem}
-    rtscts: false
-applications:
-  - name: voicemail
-    handler: python:tests.transcript_handler:voicemail
-    environment:
-      GATEWAYD_TRANSCRIPT: {transcript}
-      VOICEMAIL_PROMPTS_BUCKET: {PROMPTS}
-      VOICEMAIL_BUCKET: {MESSAGES}
-      VOICEMAIL_PREFIX: messages
-rules:
-  - name: every-call
-    trigger_type: Line
-    trigger_value: "*"
-    target_applications:
-      - application: voicemail
-buckets:
-  - type: s3
-    name: {PROMPTS}
-{bucket}
-  - type: s3
-    name: {MESSAGES}
-{bucket}
-media:
-  unknown_buckets: reject
-metrics:
-  address: {metrics}
-"""
 
 
 # ------------------------------------------------------------------ checks
@@ -159,7 +117,13 @@ def test_voicemail_over_sip_and_modem_into_s3(tmp_path: Path, s3_server: Seaweed
     transcript = tmp_path / "transcript.jsonl"
     sip_port = free_port()
     metrics = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
-    cfg = voicemail_config(tmp_path, s3, sip_port, emu.path, metrics, transcript)
+    cfg = voicemail_config(
+        tmp_path / "state", sip_port=sip_port, modems=[emu.path], handler="python:tests.transcript_handler:voicemail",
+        environment={"GATEWAYD_TRANSCRIPT": str(transcript), "VOICEMAIL_PROMPTS_BUCKET": PROMPTS,
+                     "VOICEMAIL_BUCKET": MESSAGES, "VOICEMAIL_PREFIX": "messages"},
+        buckets=[{"type": "s3", "name": b, "endpoint_url": s3.endpoint_url, "region": s3.credentials.region,
+                  "addressing_style": "path"} for b in (PROMPTS, MESSAGES)],
+        metrics=metrics)
     modem_result: dict[str, ModemCallResult] = {}
     modem_error: list[BaseException] = []
     try:
