@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import struct
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from drivers.line import IncomingCall, LineEvent
+from gatewayd.testing.ports import free_port
 from media import g711
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
 from media.ring import FrameRing
@@ -234,12 +234,6 @@ def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cpu_self() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -292,7 +286,7 @@ def _sipp(work: Path, target: str, calls: int, rate: float, timeout: float,
         extra = ["-inf", str(csv)]
     return subprocess.Popen(
         ["sipp", target, "-sf", str(work / ("bench-dest.xml" if destinations else "bench.xml")), "-i", "127.0.0.1",
-         "-p", str(_free_port()), "-mp", str(_free_port() & ~1), "-m", str(calls), "-l", str(calls),
+         "-p", str(free_port()), "-mp", str(free_port() & ~1), "-m", str(calls), "-l", str(calls),
          "-r", str(rate), "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
          "-error_file", str(work / "sipp-errors.log"), *extra],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -458,8 +452,8 @@ def bench_daemon(args: argparse.Namespace, work: Path, ref: Samples) -> BenchRes
     t0, child0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd_extra = ["-s", service] if service else []
     proc = subprocess.Popen(
-        ["sipp", hostport, *cmd_extra, "-sf", str(work / "bench.xml"), "-i", "127.0.0.1", "-p", str(_free_port()),
-         "-mp", str(_free_port() & ~1),
+        ["sipp", hostport, *cmd_extra, "-sf", str(work / "bench.xml"), "-i", "127.0.0.1", "-p", str(free_port()),
+         "-mp", str(free_port() & ~1),
          "-m", str(args.calls), "-l", str(args.calls), "-r", str(args.rate), "-nostdin", "-timeout",
          f"{int(timeout)}s", "-timeout_error"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")

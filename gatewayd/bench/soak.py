@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from gatewayd.sdnotify import NotifyListener
+from gatewayd.testing.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +158,6 @@ def status_mb(pid: int, key: str) -> float:
 
 
 # ------------------------------------------------------------------ the run
-def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Daemon:
     """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.sdnotify.NotifyListener), read all
     along (as systemd does: a notification socket nobody reads fills up, and the daemon's notifications
@@ -290,7 +285,7 @@ class ModemSlot(threading.Thread):
 def _sipp(work: Path, target: str, calls: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["sipp", target, "-sf", str(work / "sipp" / "voicemail.xml"), "-s", "voicemail", "-i", "127.0.0.1",
-         "-p", str(_free_port()), "-mp", str(_free_port() & ~1), "-l", str(calls), "-m", "1000000",
+         "-p", str(free_port()), "-mp", str(free_port() & ~1), "-l", str(calls), "-m", "1000000",
          "-r", "10", "-nostdin", "-trace_err", "-error_file", str(work / "sipp-errors.log"),
          "-trace_stat", "-stf", str(work / "sipp-stats.csv"), "-fd", "5"],
         cwd=work / "sipp", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -340,8 +335,8 @@ def soak(args: argparse.Namespace, work: Path) -> SoakResult:
     sipp: subprocess.Popen[str] | None = None
     try:
         with _buckets(args, work, prompts.objects()) as (bucket_entries, bucket_env):
-            sip_port = _free_port()
-            metrics = f"127.0.0.1:{_free_port(socket.SOCK_STREAM)}"
+            sip_port = free_port()
+            metrics = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
             config = voicemail_config(
                 work / "state", sip_port=sip_port, modems=[e.path for e in emus], buckets=bucket_entries,
                 environment={"VOICEMAIL_PROMPTS_BUCKET": PROMPTS, "VOICEMAIL_BUCKET": MESSAGES,

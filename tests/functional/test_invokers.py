@@ -18,6 +18,7 @@ from gatewayd.invokers.aws_lambda import Boto3Invoker
 from gatewayd.invokers.inprocess import HandlerSpecError, PythonInvoker
 from gatewayd.invokers.lambda_host import LambdaHost
 from gatewayd.invokers.lambda_http import HttpInvoker
+from gatewayd.testing.ports import free_port
 from tests.functional import handler_fixtures
 
 FIX = "tests.functional.handler_fixtures"
@@ -54,12 +55,6 @@ def invokers() -> Iterator[Callable[[Invoker], Invoker]]:
     handler_fixtures.release()
     for inv in made:
         inv.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Garbage(BaseHTTPRequestHandler):
@@ -257,7 +252,8 @@ def test_http_invoker_bad_json(garbage_url: str, invokers: Callable[[Invoker], I
 
 def test_http_invoker_transport_errors(serve: Callable[..., LambdaHost],
                                        invokers: Callable[[Invoker], Invoker]) -> None:
-    e = error(invokers(HttpInvoker(f"http://127.0.0.1:{free_port()}/fn")).invoke(EVENT, 5), InvocationError.TRANSPORT)
+    closed = free_port(socket.SOCK_STREAM)
+    e = error(invokers(HttpInvoker(f"http://127.0.0.1:{closed}/fn")).invoke(EVENT, 5), InvocationError.TRANSPORT)
     assert "Connection" in e.message or "refused" in e.message
     host = serve("echo", function_name="only-this")
     e = error(invokers(HttpInvoker(f"{host.endpoint_url}/other")).invoke(EVENT, 5), InvocationError.TRANSPORT)
@@ -266,7 +262,7 @@ def test_http_invoker_transport_errors(serve: Callable[..., LambdaHost],
 
 def test_http_invoker_reconnects_when_the_server_dropped_the_idle_connection(
         invokers: Callable[[Invoker], Invoker]) -> None:
-    port = free_port()
+    port = free_port(socket.SOCK_STREAM)
     inv = invokers(HttpInvoker(f"http://127.0.0.1:{port}/fn", workers=1))
     with LambdaHost(f"{FIX}:echo", port=port):
         ok(inv.invoke(EVENT, 5))
@@ -322,7 +318,8 @@ def test_boto3_invoker_bad_json(garbage_url: str, invokers: Callable[[Invoker], 
 
 
 def test_boto3_invoker_transport_error(invokers: Callable[[Invoker], Invoker]) -> None:
-    inv = invokers(Boto3Invoker("fn", endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1"))
+    closed = free_port(socket.SOCK_STREAM)
+    inv = invokers(Boto3Invoker("fn", endpoint_url=f"http://127.0.0.1:{closed}", region="us-east-1"))
     e = error(inv.invoke(EVENT, 10), InvocationError.TRANSPORT)
     assert "EndpointConnectionError" in e.message
 

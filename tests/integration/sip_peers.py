@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from drivers.line import IncomingCall, LineEvent
+from gatewayd.testing.ports import free_port
 from media import g711
 from media.frame import FRAME_SAMPLES, AudioFrame, Samples
 
@@ -33,12 +34,6 @@ def need(binary: str) -> str:
     if path is None:
         pytest.fail(f"{binary} is not installed (tools/dev installs it)")
     return path
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def free_port_block(n: int = 4) -> int:
