@@ -163,12 +163,12 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         # the DUT's transcript, read where the rig file says: the caller ID, each digit once, '#' ends the recording
         pi = sim.remote_dut()
         pi.wait_event("HANGUP", 10)
-        first = pi.events()[0]
+        first = pi.events()[0]["event"]
         assert first["InvocationEventType"] == "NEW_INBOUND_CALL"
         assert first["CallDetails"]["Participants"][0]["From"] == "+15550001111"
-        got = [e["ActionData"]["ReceivedDigits"] for e in pi.events("DIGITS_RECEIVED")]
+        got = [e["event"]["ActionData"]["ReceivedDigits"] for e in pi.events("DIGITS_RECEIVED")]
         assert got == ["1", "2", "3"], got  # one DIGITS_RECEIVED per key press, none doubled or lost
-        rec_ok = [e["ActionData"] for e in pi.events("ACTION_SUCCESSFUL", "RecordAudio")]
+        rec_ok = [e["event"]["ActionData"] for e in pi.events("ACTION_SUCCESSFUL", "RecordAudio")]
         assert len(rec_ok) == 1 and rec_ok[0]["RecordingTerminatorUsed"] == "#"
 
         # the DUT's recording, read from the bucket the rig file names, holds the speech played
@@ -189,7 +189,8 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         sim.hang_up()
         assert not sim.off_hook
         second = pi.wait_recordings(1, 15)
-        assert [e["CallDetails"]["Participants"][0]["From"] for e in pi.events("NEW_INBOUND_CALL")] == ["+15550002222"]
+        assert [e["event"]["CallDetails"]["Participants"][0]["From"]
+                for e in pi.events("NEW_INBOUND_CALL")] == ["+15550002222"]
         log_since_mark = pi.log_text()  # the daemon's log through dut.log_command: this call only
         assert second[0].name in log_since_mark and stored.name not in log_since_mark
 
@@ -295,7 +296,7 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
         assert sim.wait_on_hook(15)  # the DUT hangs up after its digits
         got = "".join(e.detail for e in sim.events() if e.kind == "dtmf-from-dut")
         assert got == "47159", list(sim.events())
-    events = _transcript(transcript)
+    events = [e["event"] for e in _transcript(transcript)]
     stored = [e["ActionData"] for e in events
               if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]
     assert len(stored) == 2 and "RecordingTerminatorUsed" not in stored[1]
