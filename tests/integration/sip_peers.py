@@ -357,6 +357,13 @@ def noise(seconds: float, seed: int, level: float = 6000.0, rate: int = 8000) ->
     return np.clip(x, -32768, 32767).astype(np.int16)
 
 
+def speechlike(seconds: float, seed: int) -> Samples:
+    """Broadband noise under a 4 Hz envelope: one sharp correlation peak, with speech-like pauses."""
+    x = noise(seconds, seed).astype(np.float64)
+    t = np.arange(len(x)) / 8000
+    return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
+
+
 # ------------------------------------------------------------------ baresip
 class Baresip:
     """A baresip user agent with a private config directory: plays ``wav`` (aufile) as its microphone

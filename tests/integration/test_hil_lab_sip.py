@@ -39,19 +39,12 @@ from tests.integration.daemon_proc import (
     running_daemon,
     sip_config,
 )
-from tests.integration.sip_peers import chirp, free_port, match, noise
+from tests.integration.sip_peers import chirp, free_port, match, speechlike
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PROMPTS = "lab-prompts"
-
-
-def speechlike(seconds: float, seed: int) -> np.ndarray:
-    """Broadband noise under a 4 Hz envelope: one sharp correlation peak, with speech-like pauses."""
-    x = noise(seconds, seed).astype(np.float64)
-    t = np.arange(len(x)) / SAMPLE_RATE
-    return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
 
 
 def _rig_text(workdir: Path, trunk_port: int, d: DaemonProc, metrics: str, budget_s: float) -> str:
