@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gatewayd.testing.prometheus import scrape_url
 from hil.backends.lab_dut import LabDut
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, Disconnect, LineConfig
@@ -206,13 +206,6 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
     assert not pi.alive
 
 
-def _metrics(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        text = r.read().decode()
-    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
-            if ln.startswith("gatewayd_calls_total")}
-
-
 def _busy_starts(x: np.ndarray) -> list[float]:
     det = ProgressDetector("us")
     found = []
@@ -241,7 +234,7 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
         assert call.answered_at is None and call.ended_at is not None and call.rings == 1
         kinds = [e.kind for e in sim.events()]
         assert kinds.index("ring") < kinds.index("abandoned") and "off-hook" not in kinds
-        _wait_for(lambda: sum(v for k, v in _metrics(rig.dut.metrics_url).items() if 'line="trunk"' in k) == 1, 15,
+        _wait_for(lambda: scrape_url(rig.dut.metrics_url).value("gatewayd_calls_total", line="trunk") == 1, 15,
                   "the DUT did not count the abandoned call")
         assert d.status()["calls"] == []
         assert bucket_files(tmp_path, pattern="lab/*.wav") == []  # never answered: nothing recorded
