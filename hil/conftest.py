@@ -148,7 +148,7 @@ class HilSession:
         """The bench's DUT is the Pi's own gatewayd (systemd's), reached as the rig file says; its line
         settings are the Pi's configuration, so ``hil_dut`` markers do not apply there."""
         if self.dut is None:
-            from hil.backends.lab_dut import LabDut  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            from hil.backends.lab_dut import LabDut
 
             lab = LabDut(self.rig.dut, cache_dir=self.workdir / "lab-dut").start()
             for key, samples in standard_prompts().items():
@@ -177,11 +177,11 @@ def _skip_if_not_on_this_rig(step: Any, arg: Any) -> None:
     (``NotOnThisRig``, whose message names the ATA profile that would): skip rather than fail."""
     if step is None:
         return
+    from hil.backends.lab import NotOnThisRig
+
     try:
         step(arg)
-    except Exception as e:
-        if type(e).__name__ != "NotOnThisRig":
-            raise
+    except NotOnThisRig as e:
         pytest.skip(str(e))
 
 

@@ -72,7 +72,7 @@ class DutView:
     def events(self, kind: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
         out = []
         for entry in self.transcript():
-            ev = entry.get("event", entry)
+            ev = entry["event"]
             if kind is not None and ev.get("InvocationEventType") != kind:
                 continue
             if action is not None and (ev.get("ActionData") or {}).get("Type") != action:
@@ -83,7 +83,7 @@ class DutView:
     def wait_event(self, kind: str, timeout: float, action: str | None = None, count: int = 1) -> dict[str, Any]:
         """The ``count``-th invocation of ``kind`` (and action type) since the mark."""
         if not self.wait_until(lambda: len(self.events(kind, action)) >= count, timeout):
-            events = [e.get("event", e) for e in self.transcript()]
+            events = [e["event"] for e in self.transcript()]
             kinds = [(ev.get("InvocationEventType"), (ev.get("ActionData") or {}).get("Type")) for ev in events]
             raise AssertionError(f"no {kind} {action or ''} x{count} from the DUT within {timeout} s; transcript: "
                                  f"{kinds}\nlog:\n{self.log_text()[-3000:]}")

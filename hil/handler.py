@@ -47,6 +47,12 @@ def actions_for(script: dict[str, Any], event: dict[str, Any]) -> list[Any]:
     return filled if isinstance(filled, list) else []
 
 
+def append_transcript(path: str, t: float, event: dict[str, Any], response: dict[str, Any]) -> None:
+    """One invocation as a line of the transcript :class:`hil.dut_view.DutView` reads."""
+    with _lock, open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"t": t, "event": event, "response": response}) + "\n")
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     t = time.time()
     script_path = os.environ.get("HIL_SCRIPT", "")
@@ -56,6 +62,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response: dict[str, Any] = {"SchemaVersion": "1.0", "Actions": actions_for(script, event)}
     transcript = os.environ.get("HIL_TRANSCRIPT", "")
     if transcript:
-        with _lock, open(transcript, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"t": t, "event": event, "response": response}) + "\n")
+        append_transcript(transcript, t, event, response)
     return response

@@ -1,17 +1,20 @@
-"""Pieces the emulator backends share: the event log, far-end recordings, DUT line settings."""
+"""Pieces the HIL backends share: the event log, the far end's SIP media port, far-end recordings."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 
 from hil.simulator import Recording, SimEvent
-from media.frame import SAMPLE_RATE, Samples
-from media.levels import dbm0_to_rms
+from media.dtmf import DtmfDetector
+from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples, to_int16
+from media.levels import dbm0_to_rms, rms
 
 QUICK_RING = (0.5, 1.5)  # a short cadence whose gap still separates ring cycles (both drivers)
 
@@ -85,6 +88,104 @@ class HookWatcher:
         self._thread.join(2)
 
 
+class FarEndPort:
+    """The far end's FramePort: plays queued audio (then silence or a looping tone), keeps what it hears
+    (in each :meth:`add_recorder` list) and, given ``on_digit(digit, leg_seconds)``, detects the digits the
+    DUT sends in-band. Called on the SIP media thread every 20 ms."""
+
+    def __init__(self, on_digit: Callable[[str, float], None] | None = None) -> None:
+        self._cv = threading.Condition()
+        self._queue: deque[Samples] = deque()
+        self._head = 0  # samples of the first queued chunk already sent
+        self._loop: Samples | None = None  # sent over and over once the queue is empty
+        self._loop_pos = 0
+        self._recorders: list[list[Samples]] = []
+        self._detector = DtmfDetector() if on_digit is not None else None
+        self._on_digit = on_digit
+        self.sent = 0  # samples sent
+
+    # ---- FramePort
+    def push_rx(self, frame: AudioFrame) -> None:
+        with self._cv:
+            for rec in self._recorders:
+                rec.append(frame.samples.copy())
+        if self._detector is not None and self._on_digit is not None:
+            for ev in self._detector.process(frame):
+                self._on_digit(ev.digit, ev.start / SAMPLE_RATE)
+
+    def pull_tx(self, pts: int) -> Samples:
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        with self._cv:
+            filled = 0
+            while filled < FRAME_SAMPLES and self._queue:
+                head = self._queue[0]
+                take = min(FRAME_SAMPLES - filled, len(head) - self._head)
+                out[filled:filled + take] = head[self._head:self._head + take]
+                filled += take
+                self._head += take
+                if self._head >= len(head):
+                    self._queue.popleft()
+                    self._head = 0
+            if filled < FRAME_SAMPLES and self._loop is not None and len(self._loop):
+                while filled < FRAME_SAMPLES:
+                    take = min(FRAME_SAMPLES - filled, len(self._loop) - self._loop_pos)
+                    out[filled:filled + take] = self._loop[self._loop_pos:self._loop_pos + take]
+                    filled += take
+                    self._loop_pos = (self._loop_pos + take) % len(self._loop)
+            self.sent += FRAME_SAMPLES
+            self._cv.notify_all()
+        return out
+
+    @property
+    def tx_active(self) -> bool:
+        return True
+
+    # ---- controller side
+    def enqueue(self, samples: Samples) -> None:
+        with self._cv:
+            if len(samples):
+                self._queue.append(np.asarray(samples, dtype=np.int16))
+
+    def set_loop(self, samples: Samples | None) -> None:
+        with self._cv:
+            self._queue.clear()
+            self._head = 0
+            self._loop = samples
+            self._loop_pos = 0
+
+    def wait_drained(self, until_gone: Callable[[], bool], timeout: float) -> bool:
+        """Block until everything queued was sent (True), the call ended or ``timeout`` passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._queue:
+                left = deadline - time.monotonic()
+                if left <= 0 or until_gone():
+                    return False
+                self._cv.wait(min(left, 0.1))
+        return True
+
+    def wait_sent(self, samples: int, until_gone: Callable[[], bool], timeout: float) -> bool:
+        target = self.sent + samples
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self.sent < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or until_gone():
+                    return False
+                self._cv.wait(min(left, 0.1))
+        return True
+
+    def add_recorder(self) -> list[Samples]:
+        rec: list[Samples] = []
+        with self._cv:
+            self._recorders.append(rec)
+        return rec
+
+    def remove_recorder(self, rec: list[Samples]) -> None:
+        with self._cv, contextlib.suppress(ValueError):
+            self._recorders.remove(rec)
+
+
 class HeardAudio:
     """What the far end heard in each :meth:`record_far_end` context (kept for ``--results``)."""
 
@@ -104,14 +205,10 @@ class HeardAudio:
 
 def scaled(audio: Samples, level_dbm0: float | None) -> Samples:
     """``audio`` scaled so that its RMS is ``level_dbm0`` (None: as it is)."""
-    x = np.asarray(audio, dtype=np.float64)
-    if level_dbm0 is None or not len(x):
+    r = rms(audio)
+    if level_dbm0 is None or r <= 0:
         return np.asarray(audio, dtype=np.int16)
-    rms = float(np.sqrt(np.mean(x * x)))
-    if rms == 0:
-        return np.asarray(audio, dtype=np.int16)
-    y = x * (dbm0_to_rms(level_dbm0) / rms)
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    return to_int16(np.asarray(audio, dtype=np.float64) * (dbm0_to_rms(level_dbm0) / r))
 
 
 def seconds(samples: Samples) -> float:

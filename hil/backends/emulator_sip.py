@@ -20,51 +20,11 @@ import numpy as np
 
 from drivers.emulators.line_audio import TONE_PLANS, dtmf, tone_samples
 from drivers.line import Answered, CallFailed, LineEvent, RemoteHangup, Ringing
-from hil.backends.common import EventLog, HeardAudio, Unsupported, scaled
+from hil.backends.common import EventLog, FarEndPort, HeardAudio, Unsupported, scaled
 from hil.dut import DutLine, DutSettings, free_port
 from hil.simulator import NO_FAULTS, CallerId, CidFaults, Disconnect, LineConfig, Recording, SimCall, SimEvent
 from hil.tolerances import TOLERANCE_S
-from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples
-
-
-class FarEndPort:
-    """The far end's media: plays what is queued (silence otherwise), keeps everything it hears."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tx = np.zeros(0, dtype=np.int16)
-        self._tx_pos = 0
-        self.pulled = 0  # samples sent so far
-        self._rx: list[Samples] = []
-
-    def push_rx(self, frame: AudioFrame) -> None:
-        with self._lock:
-            self._rx.append(frame.samples.copy())
-
-    def pull_tx(self, pts: int) -> Samples:
-        with self._lock:
-            out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-            chunk = self._tx[self._tx_pos:self._tx_pos + FRAME_SAMPLES]
-            out[:len(chunk)] = chunk
-            self._tx_pos += len(chunk)
-            self.pulled += FRAME_SAMPLES
-            return out
-
-    @property
-    def tx_active(self) -> bool:
-        return True
-
-    def queue(self, samples: Samples) -> int:
-        """Append ``samples``; returns the sent-sample count at which they will have been sent."""
-        with self._lock:
-            rest = self._tx[self._tx_pos:]
-            self._tx = np.concatenate([rest, np.asarray(samples, dtype=np.int16)])
-            self._tx_pos = 0
-            return self.pulled + len(self._tx)
-
-    def heard(self) -> Samples:
-        with self._lock:
-            return np.concatenate(self._rx) if self._rx else np.zeros(0, dtype=np.int16)
+from media.frame import SAMPLE_RATE, Samples
 
 
 class EmulatorSip:
@@ -86,7 +46,7 @@ class EmulatorSip:
         self._cond = threading.Condition()
         self._leg: str | None = None
         self._port = FarEndPort()
-        self._ports: list[FarEndPort] = []  # this scenario's calls
+        self._heard: list[list[Samples]] = []  # what the far end heard in each of this scenario's calls
         self._state = "idle"  # idle, ringing, up, ended
         self._call: SimCall | None = None
         self.line.start(self._on_event)
@@ -131,7 +91,7 @@ class EmulatorSip:
         with self._cond:
             self._leg = uuid.uuid4().hex
             self._port = FarEndPort()
-            self._ports.append(self._port)
+            self._heard.append(self._port.add_recorder())
             self._state = "ringing"
             self._call = SimCall(caller_id)
         self.log.add("ring", number)
@@ -159,15 +119,13 @@ class EmulatorSip:
         return iter(self.log.items())
 
     # ------------------------------------------------------------------ far-end media
-    def _wait_sent(self, until: int, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while self._port.pulled < until and self._state == "up" and time.monotonic() < end:
-            time.sleep(0.01)
+    def _wait_sent(self, timeout: float) -> None:
+        self._port.wait_drained(lambda: self._state != "up", timeout)
 
     def play(self, audio: Samples, *, level_dbm0: float | None = None, wait: bool = True) -> None:
-        until = self._port.queue(scaled(audio, level_dbm0))
+        self._port.enqueue(scaled(audio, level_dbm0))
         if wait:
-            self._wait_sent(until, len(audio) / SAMPLE_RATE + 5)
+            self._wait_sent(len(audio) / SAMPLE_RATE + 5)
 
     def send_dtmf(self, digits: str, *, on_ms: int = 80, off_ms: int = 80, level_dbm0: float = -10.0,
                   twist_db: float = 0.0, freq_offset_pct: float = 0.0, inband: bool = True) -> None:
@@ -177,8 +135,8 @@ class EmulatorSip:
                 raise Unsupported("the DUT did not offer RFC 4733")
             time.sleep(len(digits) * (on_ms + off_ms) / 1000 + 0.1)
             return
-        until = self._port.queue(dtmf(digits, on_ms, off_ms, level_dbm0, twist_db, freq_offset_pct))
-        self._wait_sent(until, len(digits) * (on_ms + off_ms) / 1000 + 5)
+        self._port.enqueue(dtmf(digits, on_ms, off_ms, level_dbm0, twist_db, freq_offset_pct))
+        self._wait_sent(len(digits) * (on_ms + off_ms) / 1000 + 5)
 
     def send_tone(self, tone: str, seconds: float) -> None:
         plan = TONE_PLANS[self.config.country if self.config.country in TONE_PLANS else "us"]
@@ -192,7 +150,7 @@ class EmulatorSip:
         return self._heard_all()
 
     def _heard_all(self) -> Samples:
-        parts = [p.heard() for p in list(self._ports)]
+        parts = [chunk for call in list(self._heard) for chunk in list(call)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
     # ------------------------------------------------------------------ teardown
@@ -221,7 +179,7 @@ class EmulatorSip:
             self.wait_on_hook(5)
         with self._cond:
             self._leg = None
-            self._ports.clear()
+            self._heard.clear()
             self._state = "idle"
             self._call = None
         self.heard.clips.clear()

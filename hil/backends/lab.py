@@ -35,7 +35,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from drivers.line import (
     Ringing,
 )
 from drivers.sip.config import SipTrunkConfig
+from hil.backends.common import FarEndPort, HeardAudio, scaled
 from hil.backends.lab_dut import LabDut
 from hil.rig import Rig
 from hil.simulator import (
@@ -65,16 +65,15 @@ from hil.simulator import (
     SimCall,
     SimEvent,
 )
-from media.dtmf import DtmfDetector, dtmf_tone
-from media.frame import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, Samples, to_int16
-from media.levels import dbm0_to_rms, rms
+from media.dtmf import dtmf_tone
+from media.frame import FRAME_SAMPLES, SAMPLE_RATE, Samples
 from media.progress import ToneKind, render_tone
 from media.tones import tone as steady_tone
 from media.wav import write_wav
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HeardClips", "LabSimulator", "NotOnThisRig", "capabilities_of"]
+__all__ = ["LabSimulator", "NotOnThisRig", "capabilities_of"]
 
 _TONE_NAMES = {"busy": ToneKind.BUSY, "reorder": ToneKind.CONGESTION, "congestion": ToneKind.CONGESTION,
                "dial": ToneKind.DIAL, "dial-tone": ToneKind.DIAL, "ringback": ToneKind.RINGBACK, "sit": ToneKind.SIT}
@@ -119,125 +118,6 @@ def _local_address_towards(host: str) -> str:
         return str(s.getsockname()[0])
 
 
-def _scaled(audio: Samples, level_dbm0: float | None) -> Samples:
-    x = np.asarray(audio, dtype=np.int16)
-    if level_dbm0 is None or len(x) == 0:
-        return x
-    r = rms(x)
-    if r <= 0:
-        return x
-    return to_int16(x.astype(np.float64) * (dbm0_to_rms(level_dbm0) / r))
-
-
-class _CallerPort:
-    """The far end's FramePort: plays queued audio (then silence or a looping tone), keeps what it hears,
-    and detects the digits the DUT sends in-band. Called on the SIP media thread every 20 ms."""
-
-    def __init__(self, on_digit: Any) -> None:
-        self._cv = threading.Condition()
-        self._queue: deque[Samples] = deque()
-        self._head = 0  # samples of the first queued chunk already sent
-        self._loop: Samples | None = None  # sent over and over once the queue is empty
-        self._loop_pos = 0
-        self._recorders: list[list[Samples]] = []
-        self._detector = DtmfDetector()
-        self._on_digit = on_digit
-        self.pts = 0  # leg time reached (samples received)
-        self.sent = 0  # samples sent
-
-    # ---- FramePort
-    def push_rx(self, frame: AudioFrame) -> None:
-        with self._cv:
-            for rec in self._recorders:
-                rec.append(frame.samples.copy())
-            self.pts = frame.end_pts
-        for ev in self._detector.process(frame):
-            self._on_digit(ev.digit, ev.start / SAMPLE_RATE)
-
-    def pull_tx(self, pts: int) -> Samples:
-        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        with self._cv:
-            filled = 0
-            while filled < FRAME_SAMPLES and self._queue:
-                head = self._queue[0]
-                take = min(FRAME_SAMPLES - filled, len(head) - self._head)
-                out[filled:filled + take] = head[self._head:self._head + take]
-                filled += take
-                self._head += take
-                if self._head >= len(head):
-                    self._queue.popleft()
-                    self._head = 0
-            if filled < FRAME_SAMPLES and self._loop is not None and len(self._loop):
-                while filled < FRAME_SAMPLES:
-                    take = min(FRAME_SAMPLES - filled, len(self._loop) - self._loop_pos)
-                    out[filled:filled + take] = self._loop[self._loop_pos:self._loop_pos + take]
-                    filled += take
-                    self._loop_pos = (self._loop_pos + take) % len(self._loop)
-            self.sent += FRAME_SAMPLES
-            self._cv.notify_all()
-        return out
-
-    @property
-    def tx_active(self) -> bool:
-        return True
-
-    # ---- controller side
-    def enqueue(self, samples: Samples) -> None:
-        with self._cv:
-            if len(samples):
-                self._queue.append(np.asarray(samples, dtype=np.int16))
-
-    def set_loop(self, samples: Samples | None) -> None:
-        with self._cv:
-            self._queue.clear()
-            self._head = 0
-            self._loop = samples
-            self._loop_pos = 0
-
-    def queued(self) -> int:
-        with self._cv:
-            return sum(len(c) for c in self._queue) - self._head
-
-    def wait_drained(self, until_gone: Any, timeout: float) -> bool:
-        """Block until everything queued was sent (True), the call ended or ``timeout`` passed (False)."""
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while self._queue:
-                left = deadline - time.monotonic()
-                if left <= 0 or until_gone():
-                    return False
-                self._cv.wait(min(left, 0.1))
-        return True
-
-    def wait_sent(self, samples: int, until_gone: Any, timeout: float) -> bool:
-        target = self.sent + samples
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while self.sent < target:
-                left = deadline - time.monotonic()
-                if left <= 0 or until_gone():
-                    return False
-                self._cv.wait(min(left, 0.1))
-        return True
-
-    def add_recorder(self) -> list[Samples]:
-        rec: list[Samples] = []
-        with self._cv:
-            self._recorders.append(rec)
-        return rec
-
-    def remove_recorder(self, rec: list[Samples]) -> None:
-        with self._cv, contextlib.suppress(ValueError):
-            self._recorders.remove(rec)
-
-
-class HeardClips:
-    """What the far end heard in each :meth:`LabSimulator.record_far_end` (for ``--results``)."""
-
-    def __init__(self) -> None:
-        self.clips: list[Samples] = []
-
-
 class LabSimulator:
     """:class:`~hil.simulator.LineSimulator` over an ATA (or straight to a SIP trunk: ``direct-sip``).
 
@@ -257,14 +137,14 @@ class LabSimulator:
         self._t0 = time.monotonic()
         self._line: Any = None
         self._leg: str | None = None
-        self._port: _CallerPort | None = None
+        self._port: FarEndPort | None = None
         self._call: SimCall | None = None
         self._state = "idle"  # idle, ringing, answered, ended
         self._first_ring_at: float | None = None
         self._recordings = 0
         self._guard: threading.Timer | None = None
         self._digits: list[tuple[float, str, str]] = []  # (t, digit, "oob"/"inband") from the DUT
-        self.heard = HeardClips()
+        self.heard = HeardAudio()
         self.path = rig.dut.path
 
     @property
@@ -472,7 +352,7 @@ class LabSimulator:
         assert self._line is not None
         from_, headers = self._from(caller_id)
         leg = uuid.uuid4().hex
-        port = _CallerPort(self._on_inband_digit)
+        port = FarEndPort(self._on_inband_digit)
         call = SimCall(caller_id=caller_id)
         call.extra["rings_estimated"] = True
         if caller_id is not None and caller_id.when is not None:
@@ -530,7 +410,7 @@ class LabSimulator:
         return True
 
     # ------------------------------------------------------------------ LineSimulator: far-end media
-    def _live_port(self) -> _CallerPort:
+    def _live_port(self) -> FarEndPort:
         if self._state != "answered" or self._port is None:
             raise RuntimeError("no answered call: ring() and wait_answered() first")
         return self._port
@@ -540,7 +420,7 @@ class LabSimulator:
 
     def play(self, audio: Samples, *, level_dbm0: float | None = None, wait: bool = True) -> None:
         port = self._live_port()
-        x = _scaled(audio, level_dbm0)
+        x = scaled(audio, level_dbm0)
         port.set_loop(None)
         port.enqueue(x)
         if wait:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +11,6 @@ from scipy import signal
 from hil.dut import PROMPTS, RECORDINGS, Dut
 from hil.simulator import CallerId, LineSimulator, SimCall
 from media.frame import SAMPLE_RATE, Samples
-from media.wav import read_wav
 
 ANSWER_S = 20.0  # ring to off-hook, generously (a quick cadence answers on ring 2 in ~2 s)
 CALLER = CallerId(number="5551234567", name="DOE JOHN")
@@ -115,11 +112,3 @@ def loud_seconds(x: Samples, threshold: float = 500.0) -> float:
         return 0.0
     frames = np.abs(x[:n * 160].astype(np.int32)).reshape(n, 160).mean(axis=1)
     return float(np.count_nonzero(frames > threshold)) * 0.02
-
-
-def say(text: str, workdir: Path) -> Samples:
-    """``text`` spoken by espeak-ng (en-us), 8 kHz."""
-    out = workdir / "say.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "190", "-w", str(out), text], check=True,
-                   capture_output=True, timeout=60)
-    return read_wav(out)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from gatewayd.testing.voicemail_callers import speak
 from hil.dut import Dut
 from hil.scenarios.steps import (
     GREETING_S,
@@ -22,7 +22,6 @@ from hil.scenarios.steps import (
     loud_seconds,
     play_and_get_digits,
     record,
-    say,
     speechlike,
 )
 from hil.simulator import LineSimulator
@@ -104,12 +103,12 @@ def test_off_nominal_digits_accepted_and_rejected(line: LineSimulator, dut: Dut)
 
 
 @pytest.mark.requires("inband-dtmf")
-def test_speech_gives_no_digits(line: LineSimulator, dut: Dut, tmp_path: Path) -> None:
-    """Talk-off: about 7 s of synthetic speech during a recording that any key would end."""
+def test_speech_gives_no_digits(line: LineSimulator, dut: Dut) -> None:
+    """Talk-off: about 8.6 s of synthetic speech during a recording that any key would end."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("this machine lacks espeak-ng")
-    speech = say("Hello, it's Margaret from the surgery. Could you ring us back on oh one two three, four five six, "
-                 "seven eight nine? Thanks, bye now.", tmp_path)
+    speech = speak("Hello, it's Margaret from the surgery. Could you ring us back on oh one two three, four five six, "
+                   "seven eight nine? Thanks, bye now.")
     assert 4 * SAMPLE_RATE < len(speech) < 12 * SAMPLE_RATE
     dut.set_script({"NEW_INBOUND_CALL": [record("dtmf/talkoff", max_s=60, terminators=ALL_KEYS)],
                     "ACTION_SUCCESSFUL:RecordAudio": [hangup()]})

@@ -5,16 +5,17 @@ DIGITS_RECEIVED per key 0-9 or ``*``) and record (``#`` ends it) into ``LAB_RECO
 ``lab/``; with ``LAB_SILENCE_SECONDS`` set, that much silence also ends it. When the recording is stored
 and the caller is still there: hang up. A call from ``LAB_SLOW_CALLER`` waits ``LAB_SLOW_SECONDS`` before
 the first answer (the line rings meanwhile). A call from ``LAB_DIGITS_CALLER`` gets digits instead: "47"
-with SendDigits, then "159" as tones in the prompt ``lab/dtmf.wav``, then a hang-up. Every event it gets
-is appended as one JSON line to ``LAB_TRANSCRIPT``: the handler transcript the test asserts on.
+with SendDigits, then "159" as tones in the prompt ``lab/dtmf.wav``, then a hang-up. Every invocation is
+appended to ``LAB_TRANSCRIPT`` as :mod:`hil.handler` does on the Pi: the transcript the test asserts on.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
+
+from hil.handler import append_transcript
 
 
 def _response(*actions: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +23,13 @@ def _response(*actions: dict[str, Any]) -> dict[str, Any]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    with open(os.environ["LAB_TRANSCRIPT"], "a", encoding="utf-8") as f:
-        f.write(json.dumps(event) + "\n")
+    t = time.time()
+    response = _answer(event)
+    append_transcript(os.environ["LAB_TRANSCRIPT"], t, event, response)
+    return response
+
+
+def _answer(event: dict[str, Any]) -> dict[str, Any]:
     kind = event.get("InvocationEventType")
     caller = ((event.get("CallDetails") or {}).get("Participants") or [{}])[0]
     call_id = str(caller.get("CallId", ""))

@@ -217,6 +217,22 @@ def write_scenario(cwd: Path, name: str, body: str) -> Path:
     return path
 
 
+def sipp_reply(status: str, *headers: str, to_tag: bool = True, sdp: str = "", attrs: str = "") -> str:
+    """A SIPp ``<send>`` answering the last request with ``SIP/2.0 <status>``: its Via, From, To (with
+    our tag unless ``to_tag`` is False), Call-ID and CSeq, then ``headers``, then ``sdp`` (a body of
+    one line per SDP line, or none). ``attrs``: the ``<send>`` tag's attributes (``next="end"``)."""
+    lines = [f"SIP/2.0 {status}", "[last_Via:]", "[last_From:]",
+             "[last_To:]" + (";tag=[pid]SIPpTag01[call_number]" if to_tag else ""), "[last_Call-ID:]",
+             "[last_CSeq:]", *headers]
+    if sdp:
+        lines += ["Content-Type: application/sdp", "Content-Length: [len]", "",
+                  *(ln.strip() for ln in sdp.strip().splitlines())]
+    else:
+        lines.append("Content-Length: 0")
+    body = "\n".join(f"      {ln}" if ln else "" for ln in lines)
+    return f"  <send{' ' + attrs if attrs else ''}>\n    <![CDATA[\n{body}\n    ]]>\n  </send>\n"
+
+
 # ------------------------------------------------------------------ audio references and checks
 def pcap_rtp_audio(path: Path) -> Samples:
     """Decode the G.711 A-law RTP (payload type 8) of a classic pcap, placed by RTP timestamp."""
@@ -334,6 +350,13 @@ def noise(seconds: float, seed: int, level: float = 6000.0, rate: int = 8000) ->
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(int(seconds * rate)) * level / 3
     return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def speechlike(seconds: float, seed: int) -> Samples:
+    """Broadband noise under a 4 Hz envelope: one sharp correlation peak, with speech-like pauses."""
+    x = noise(seconds, seed).astype(np.float64)
+    t = np.arange(len(x)) / 8000
+    return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
 
 
 # ------------------------------------------------------------------ baresip

@@ -11,7 +11,7 @@ import pytest
 
 from hil.rig import load_rig_text
 from hil.simulator import CallerId
-from tests.integration.sip_peers import finish_sipp, free_port, sipp_dir, start_sipp, write_scenario
+from tests.integration.sip_peers import finish_sipp, free_port, sipp_dir, sipp_reply, start_sipp, write_scenario
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -27,31 +27,9 @@ PBX = """
     </action>
   </recv>
   <Reference variables="u,f"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:201@[local_ip]:[local_port]>
-      Content-Length: 0
-    ]]>
-  </send>
+""" + sipp_reply("180 Ringing", "Contact: <sip:201@[local_ip]:[local_port]>") + """\
   <pause milliseconds="1500"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:201@[local_ip]:[local_port]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
+""" + sipp_reply("200 OK", "Contact: <sip:201@[local_ip]:[local_port]>", attrs='retrans="500"', sdp="""
       v=0
       o=pbx 1 1 IN IP4 [media_ip]
       s=-
@@ -60,34 +38,12 @@ PBX = """
       m=audio [media_port] RTP/AVP 0 101
       a=rtpmap:0 PCMU/8000
       a=rtpmap:101 telephone-event/8000
-    ]]>
-  </send>
+""") + """\
   <recv request="ACK"/>
   <recv request="BYE"/>
-  <send next="end">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
+""" + sipp_reply("200 OK", to_tag=False, attrs='next="end"') + """\
   <label id="reg"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Contact:];expires=300
-      Content-Length: 0
-    ]]>
-  </send>
+""" + sipp_reply("200 OK", "[last_Contact:];expires=300") + """\
   <label id="end"/>
 """
 

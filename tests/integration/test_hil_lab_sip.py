@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gatewayd.testing.prometheus import scrape_url
 from hil.backends.lab_dut import LabDut
 from hil.rig import Rig, load_rig
 from hil.simulator import CallerId, Disconnect, LineConfig
@@ -39,19 +39,12 @@ from tests.integration.daemon_proc import (
     running_daemon,
     sip_config,
 )
-from tests.integration.sip_peers import chirp, free_port, match, noise
+from tests.integration.sip_peers import chirp, free_port, match, speechlike
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PROMPTS = "lab-prompts"
-
-
-def speechlike(seconds: float, seed: int) -> np.ndarray:
-    """Broadband noise under a 4 Hz envelope: one sharp correlation peak, with speech-like pauses."""
-    x = noise(seconds, seed).astype(np.float64)
-    t = np.arange(len(x)) / SAMPLE_RATE
-    return (x * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
 
 
 def _rig_text(workdir: Path, trunk_port: int, d: DaemonProc, metrics: str, budget_s: float) -> str:
@@ -163,12 +156,12 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         # the DUT's transcript, read where the rig file says: the caller ID, each digit once, '#' ends the recording
         pi = sim.remote_dut()
         pi.wait_event("HANGUP", 10)
-        first = pi.events()[0]
+        first = pi.events()[0]["event"]
         assert first["InvocationEventType"] == "NEW_INBOUND_CALL"
         assert first["CallDetails"]["Participants"][0]["From"] == "+15550001111"
-        got = [e["ActionData"]["ReceivedDigits"] for e in pi.events("DIGITS_RECEIVED")]
+        got = [e["event"]["ActionData"]["ReceivedDigits"] for e in pi.events("DIGITS_RECEIVED")]
         assert got == ["1", "2", "3"], got  # one DIGITS_RECEIVED per key press, none doubled or lost
-        rec_ok = [e["ActionData"] for e in pi.events("ACTION_SUCCESSFUL", "RecordAudio")]
+        rec_ok = [e["event"]["ActionData"] for e in pi.events("ACTION_SUCCESSFUL", "RecordAudio")]
         assert len(rec_ok) == 1 and rec_ok[0]["RecordingTerminatorUsed"] == "#"
 
         # the DUT's recording, read from the bucket the rig file names, holds the speech played
@@ -189,7 +182,8 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
         sim.hang_up()
         assert not sim.off_hook
         second = pi.wait_recordings(1, 15)
-        assert [e["CallDetails"]["Participants"][0]["From"] for e in pi.events("NEW_INBOUND_CALL")] == ["+15550002222"]
+        assert [e["event"]["CallDetails"]["Participants"][0]["From"]
+                for e in pi.events("NEW_INBOUND_CALL")] == ["+15550002222"]
         log_since_mark = pi.log_text()  # the daemon's log through dut.log_command: this call only
         assert second[0].name in log_since_mark and stored.name not in log_since_mark
 
@@ -210,13 +204,6 @@ def test_lab_simulator_rings_talks_and_records_through_gatewayds_trunk(dut: Any,
     assert pi.wait_until(lambda: pi.metric("gatewayd_calls_total", line="trunk") == 3, 10)
     d.stop()
     assert not pi.alive
-
-
-def _metrics(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        text = r.read().decode()
-    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
-            if ln.startswith("gatewayd_calls_total")}
 
 
 def _busy_starts(x: np.ndarray) -> list[float]:
@@ -247,7 +234,7 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
         assert call.answered_at is None and call.ended_at is not None and call.rings == 1
         kinds = [e.kind for e in sim.events()]
         assert kinds.index("ring") < kinds.index("abandoned") and "off-hook" not in kinds
-        _wait_for(lambda: sum(v for k, v in _metrics(rig.dut.metrics_url).items() if 'line="trunk"' in k) == 1, 15,
+        _wait_for(lambda: scrape_url(rig.dut.metrics_url).value("gatewayd_calls_total", line="trunk") == 1, 15,
                   "the DUT did not count the abandoned call")
         assert d.status()["calls"] == []
         assert bucket_files(tmp_path, pattern="lab/*.wav") == []  # never answered: nothing recorded
@@ -295,7 +282,7 @@ def test_lab_simulator_abandon_and_far_end_disconnects(tmp_path: Path) -> None:
         assert sim.wait_on_hook(15)  # the DUT hangs up after its digits
         got = "".join(e.detail for e in sim.events() if e.kind == "dtmf-from-dut")
         assert got == "47159", list(sim.events())
-    events = _transcript(transcript)
+    events = [e["event"] for e in _transcript(transcript)]
     stored = [e["ActionData"] for e in events
               if e["InvocationEventType"] == "ACTION_SUCCESSFUL" and e["ActionData"]["Type"] == "RecordAudio"]
     assert len(stored) == 2 and "RecordingTerminatorUsed" not in stored[1]
