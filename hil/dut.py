@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -29,13 +28,15 @@ import numpy as np
 
 from gatewayd.commands.status import query
 from gatewayd.daemon import STATUS_SOCKET
+from gatewayd.sdnotify import NotifyListener
+from gatewayd.testing.daemon_env import daemon_env
+from gatewayd.testing.ports import free_port
 from hil.dut_view import DutView
 from media.frame import Samples
 from media.wav import write_wav
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = "hil-prompts"
 RECORDINGS = "hil-recordings"
 APPLICATION = "hil"
@@ -59,12 +60,6 @@ class DutLine:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class DutError(Exception):
     pass
 
@@ -83,14 +78,13 @@ class Dut(DutView):
         self.transcript_path = workdir / "transcript.jsonl"
         self.log_path = workdir / "gatewayd.log"
         self.buckets = workdir / "buckets"
-        self.metrics_port = free_port()
+        self.metrics_port = free_port(socket.SOCK_STREAM)
         self.proc: subprocess.Popen[bytes] | None = None
         self._media = dict(media or {})
         self._prompts = dict(prompts or {})
         self._log_offset = 0
-        self._notify: socket.socket | None = None
+        self._notify: NotifyListener | None = None
         self._notify_thread: threading.Thread | None = None
-        self.notifications: list[str] = []  # what the daemon sent to NOTIFY_SOCKET after READY=1
 
     # ------------------------------------------------------------------ life cycle
     def write_config(self) -> None:
@@ -118,15 +112,9 @@ class Dut(DutView):
 
     def start(self, timeout: float = 30.0) -> Dut:
         self.write_config()
-        sock_path = self.workdir / "notify.sock"
-        with contextlib.suppress(FileNotFoundError):
-            sock_path.unlink()
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind(str(sock_path))
-        env = {**os.environ, **self.line.env, "NOTIFY_SOCKET": str(sock_path),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-        env.pop("WATCHDOG_USEC", None)
-        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT (see dump_threads) prints every thread's stack to the log
+        notify = NotifyListener(self.workdir / "notify.sock")
+        # PYTHONFAULTHANDLER: SIGABRT (see dump_threads) prints every thread's stack to the log
+        env = daemon_env(**self.line.env, NOTIFY_SOCKET=notify.address, PYTHONFAULTHANDLER="1")
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config_path)],
@@ -139,18 +127,14 @@ class Dut(DutView):
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
                     raise DutError(f"gatewayd did not become ready (exit {self.proc.poll()}):\n{self.whole_log_tail()}")
-                notify.settimeout(min(left, 0.2))
-                try:
-                    msg = notify.recv(4096).decode()
-                except TimeoutError:
-                    continue
-                if "READY=1" in msg.split("\n"):
+                got = notify.receive(min(left, 0.2))
+                if got is not None and got[0].get("READY") == "1":
                     break
         except BaseException:
             notify.close()
             self.stop()
             raise
-        self._notify = notify  # kept open and drained: the daemon's sendto blocks once the queue is full
+        self._notify = notify  # read all along, as systemd does (an unread socket fills and the daemon warns)
         self._notify_thread = threading.Thread(target=self._drain_notify, args=(notify,), name="hil-notify",
                                                daemon=True)
         self._notify_thread.start()
@@ -161,13 +145,10 @@ class Dut(DutView):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def _drain_notify(self, sock: socket.socket) -> None:
-        sock.settimeout(0.5)
-        while self._notify is sock:
+    def _drain_notify(self, notify: NotifyListener) -> None:
+        while self._notify is notify:
             try:
-                self.notifications.append(sock.recv(4096).decode(errors="replace"))
-            except TimeoutError:
-                continue
+                notify.receive(0.5)
             except OSError:
                 return
 
@@ -191,10 +172,10 @@ class Dut(DutView):
                 self.proc.kill()
                 self.proc.wait(5)
         if self._notify is not None:
-            sock, self._notify = self._notify, None
+            notify, self._notify = self._notify, None
             if self._notify_thread is not None:
                 self._notify_thread.join(2)
-            sock.close()
+            notify.close()
         return self.proc.returncode
 
     # ------------------------------------------------------------------ the handler

@@ -20,8 +20,9 @@ import numpy as np
 
 from drivers.emulators.line_audio import TONE_PLANS, dtmf, tone_samples
 from drivers.line import Answered, CallFailed, LineEvent, RemoteHangup, Ringing
+from gatewayd.testing.ports import free_port
 from hil.backends.common import EventLog, FarEndPort, HeardAudio, Unsupported, scaled
-from hil.dut import DutLine, DutSettings, free_port
+from hil.dut import DutLine, DutSettings
 from hil.simulator import NO_FAULTS, CallerId, CidFaults, Disconnect, LineConfig, Recording, SimCall, SimEvent
 from hil.tolerances import TOLERANCE_S
 from media.frame import SAMPLE_RATE, Samples
