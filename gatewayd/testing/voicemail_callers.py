@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from drivers.emulators.modem import CallerId, FakeV253Modem, ModemDevice
+from gatewayd.testing.sipp import sipp_reply
 from media.dtmf import dtmf_tone
 from media.frame import FRAME_SAMPLES, SAMPLE_RATE, Samples
 from media.tones import beep
@@ -160,19 +161,7 @@ def sipp_scenario(pcap: str, bye_timeout_ms: int = 60_000, pause_before_ms: int 
   </send>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <recv request="BYE" timeout="{bye_timeout_ms}"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
+{sipp_reply("200 OK", "Contact: <sip:caller@[local_ip]:[local_port]>", to_tag=False)}</scenario>
 """
 
 

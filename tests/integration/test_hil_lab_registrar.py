@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from gatewayd.testing.sipp import sipp_reply
 from hil.rig import load_rig_text
 from hil.simulator import CallerId
-from tests.integration.sip_peers import finish_sipp, free_port, sipp_dir, sipp_reply, start_sipp, write_scenario
+from tests.integration.sip_peers import finish_sipp, free_port, sipp_dir, start_sipp, write_scenario
 
 pytest.importorskip("pjsua2", reason="pjsua2 is the SIP stack of the lab backend (pip install gatewayd[sip])")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

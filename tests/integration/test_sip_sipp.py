@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from drivers.line import DigitReceived, DigitSource, IncomingCall, LineEvent, RemoteHangup
+from gatewayd.testing.sipp import sipp_reply
 from media.frame import SAMPLE_RATE
 from tests.integration.sip_peers import (
     SIPP_PCAP_DIR,
@@ -67,6 +68,8 @@ INVITE_SDP = """
     ]]>
   </send>
 """
+
+BYE_OK = sipp_reply("200 OK", to_tag=False)  # the answer to the far end's BYE
 
 ACK = """
   <send>
@@ -241,18 +244,7 @@ def test_rtp_timeout_hangs_up(tmp_path: Path) -> None:
   <recv response="200" rtd="true"/>
 """ + ACK + """
   <recv request="BYE" timeout="30000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-""")
+""" + BYE_OK)
     with started_line(rtp_timeout_s=1.5) as (line, events):
         answerer = Answerer(line, events)
         ok(run_sipp(cwd, f"127.0.0.1:{line.local_port()}", "-sf", str(scen)))
@@ -531,18 +523,7 @@ SLOW_BYE_ANSWER = INVITE_SDP + """
 """ + ACK + """
   <recv request="BYE" timeout="20000"/>
   <pause milliseconds="1500"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-"""
+""" + BYE_OK
 
 
 # a re-INVITE that moves the call's audio to a second m-line (the first one refused, port 0)
