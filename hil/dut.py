@@ -17,8 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +26,8 @@ import numpy as np
 
 from gatewayd.commands.status import query
 from gatewayd.daemon import STATUS_SOCKET
-from gatewayd.sdnotify import NotifyListener
 from gatewayd.testing.daemon_env import daemon_env
+from gatewayd.testing.notify import NotifySocket, NotReady
 from gatewayd.testing.ports import free_port
 from hil.dut_view import DutView
 from media.frame import Samples
@@ -83,8 +81,7 @@ class Dut(DutView):
         self._media = dict(media or {})
         self._prompts = dict(prompts or {})
         self._log_offset = 0
-        self._notify: NotifyListener | None = None
-        self._notify_thread: threading.Thread | None = None
+        self._notify: NotifySocket | None = None
 
     # ------------------------------------------------------------------ life cycle
     def write_config(self) -> None:
@@ -112,7 +109,7 @@ class Dut(DutView):
 
     def start(self, timeout: float = 30.0) -> Dut:
         self.write_config()
-        notify = NotifyListener(self.workdir / "notify.sock")
+        notify = NotifySocket(self.workdir / "notify.sock")  # read all along, as systemd does
         # PYTHONFAULTHANDLER: SIGABRT (see dump_threads) prints every thread's stack to the log
         env = daemon_env(**self.line.env, NOTIFY_SOCKET=notify.address, PYTHONFAULTHANDLER="1")
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
@@ -121,36 +118,18 @@ class Dut(DutView):
                                          env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir)
         finally:
             logf.close()
+        self._notify = notify
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise DutError(f"gatewayd did not become ready (exit {self.proc.poll()}):\n{self.whole_log_tail()}")
-                got = notify.receive(min(left, 0.2))
-                if got is not None and got[0].get("READY") == "1":
-                    break
-        except BaseException:
-            notify.close()
+            notify.wait_ready(self.proc, timeout, self.whole_log_tail)
+        except NotReady as e:
             self.stop()
-            raise
-        self._notify = notify  # read all along, as systemd does (an unread socket fills and the daemon warns)
-        self._notify_thread = threading.Thread(target=self._drain_notify, args=(notify,), name="hil-notify",
-                                               daemon=True)
-        self._notify_thread.start()
+            raise DutError(str(e)) from None
         log.info("gatewayd %d ready on line %s", self.proc.pid, self.line_name)
         return self
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def _drain_notify(self, notify: NotifyListener) -> None:
-        while self._notify is notify:
-            try:
-                notify.receive(0.5)
-            except OSError:
-                return
 
     def dump_threads(self) -> str:
         """Diagnosis of a daemon that stopped responding: SIGABRT (it dies), and the thread stacks it printed."""
@@ -173,8 +152,6 @@ class Dut(DutView):
                 self.proc.wait(5)
         if self._notify is not None:
             notify, self._notify = self._notify, None
-            if self._notify_thread is not None:
-                self._notify_thread.join(2)
             notify.close()
         return self.proc.returncode
 

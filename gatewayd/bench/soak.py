@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from gatewayd.sdnotify import NotifyListener
+from gatewayd.testing.notify import NotifySocket
 from gatewayd.testing.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def status_mb(pid: int, key: str) -> float:
 
 # ------------------------------------------------------------------ the run
 class Daemon:
-    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.sdnotify.NotifyListener), read all
+    """``python -m gatewayd run`` with a NOTIFY_SOCKET of ours (gatewayd.testing.notify.NotifySocket), read all
     along (as systemd does: a notification socket nobody reads fills up, and the daemon's notifications
     are dropped)."""
 
@@ -167,36 +167,14 @@ class Daemon:
         self.config = work / "gatewayd.yaml"
         self.config.write_text(yaml.safe_dump(config, sort_keys=False))
         self.log = work / "gatewayd.log"
-        self.listener = NotifyListener(work / "notify.sock")
-        self.ready = threading.Event()
-        self.notifications = 0
-        self._closed = False
-        self._reader = threading.Thread(target=self._read, name="soak-notify", daemon=True)
-        self._reader.start()
+        self.notify = NotifySocket(work / "notify.sock")
         with self.log.open("wb") as logf:
             self.proc = subprocess.Popen([sys.executable, "-m", "gatewayd", "run", "--config", str(self.config)],
-                                         env={**env, "NOTIFY_SOCKET": self.listener.address}, cwd=work,
+                                         env={**env, "NOTIFY_SOCKET": self.notify.address}, cwd=work,
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
 
-    def _read(self) -> None:
-        while not self._closed:
-            try:
-                got = self.listener.receive(0.2)
-            except OSError:
-                return
-            if got is None:
-                continue
-            self.notifications += 1
-            if got[0].get("READY") == "1":
-                self.ready.set()
-
     def wait_ready(self, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while not self.ready.wait(0.2):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gatewayd exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > end:
-                raise RuntimeError(f"gatewayd sent no READY=1 within {timeout} s:\n{self.log_tail()}")
+        self.notify.wait_ready(self.proc, timeout, self.log_tail)
 
     def log_tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
@@ -209,9 +187,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._closed = True
-        self._reader.join(1.0)
-        self.listener.close()
+        self.notify.close()
         return self.proc.returncode
 
 
