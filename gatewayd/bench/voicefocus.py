@@ -47,7 +47,6 @@ DEFAULT_HARNESS = REPO.parent / "shared" / "bench" / "ns"
 DEFAULT_PYTHON = "/tmp/nsvenv/bin/python"
 HARNESS_PACKAGES = ["numpy", "scipy", "soundfile", "pesq", "pystoi"]
 METHODS = {"builtin": "media.voicefocus:make_suppressor", "learned": "media.voicefocus:make_learned_suppressor"}
-METHOD = METHODS["builtin"]
 DEV_SEED = 777
 
 PESQ_MIN = {"synthetic": 0.60, "natural": 0.55}
@@ -177,7 +176,7 @@ def ensure_corpus(python: str, harness: Path, c: Corpus) -> None:
 
 
 def evaluate(python: str, harness: Path, c: Corpus, out: Path, jobs: int,
-             max_clips: int | None, method: str = METHOD) -> tuple[dict[str, Any], str]:
+             max_clips: int | None, method: str) -> tuple[dict[str, Any], str]:
     """Run eval_ns.py on one corpus; returns (our summary entry, the harness's markdown tables)."""
     d = out / method.rsplit(":", 1)[-1] / c.name
     d.mkdir(parents=True, exist_ok=True)
@@ -193,7 +192,7 @@ def evaluate(python: str, harness: Path, c: Corpus, out: Path, jobs: int,
     return summary, tables
 
 
-def parse_summary(path: Path, method: str = METHOD) -> dict[str, Any]:
+def parse_summary(path: Path, method: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:

@@ -97,22 +97,25 @@ def test_bench_missing_python_without_venv_creation(tmp_path: Path, capsys: pyte
     assert "not found" in capsys.readouterr().err
 
 
+METHOD = bench.METHODS["learned"]
+
+
 def summary_file(tmp_path: Path, d_pesq: float, d_stoi: float, babble: float) -> Path:
     p = tmp_path / "summary.json"
     agg = dict(n=28, d_pesq=d_pesq, d_stoi=d_stoi, d_sisdr=5.0, pesq=2.3, pesq_fail=0)
-    p.write_text(json.dumps({bench.METHOD: dict(
+    p.write_text(json.dumps({METHOD: dict(
         all=agg, n_clips=1, resid_lag_median=0.0, latency=160,
         by_noise={"babble": dict(agg, d_stoi=babble), "white": agg})}))
     return p
 
 
 def test_summary_parsed_and_bounds_checked(tmp_path: Path) -> None:
-    ok = bench.parse_summary(summary_file(tmp_path, 0.61, 0.001, -0.01))
+    ok = bench.parse_summary(summary_file(tmp_path, 0.61, 0.001, -0.01), METHOD)
     assert bench.check_quality("synthetic", ok) == []
-    bad = bench.parse_summary(summary_file(tmp_path, 0.59, -0.001, -0.03))
+    bad = bench.parse_summary(summary_file(tmp_path, 0.59, -0.001, -0.03), METHOD)
     miss = bench.check_quality("synthetic", bad)
     assert len(miss) == 3 and "PESQ" in miss[0] and "babble" in miss[2]
-    assert bench.check_quality("natural", bench.parse_summary(summary_file(tmp_path, 0.56, 0.0, -0.02))) == []
+    assert bench.check_quality("natural", bench.parse_summary(summary_file(tmp_path, 0.56, 0.0, -0.02), METHOD)) == []
     assert bench.check_speed(dict(rtf=149.0, p99_ms=1.2)) and not bench.check_speed(dict(rtf=151.0, p99_ms=0.4))
 
 
@@ -120,7 +123,7 @@ def test_summary_without_our_method_is_a_harness_error(tmp_path: Path) -> None:
     p = tmp_path / "summary.json"
     p.write_text(json.dumps({"other": {}}))
     with pytest.raises(bench.HarnessError):
-        bench.parse_summary(p)
+        bench.parse_summary(p, METHOD)
 
 
 def test_speed_signal_is_deterministic_int16() -> None:
